@@ -1,0 +1,85 @@
+"""System checks: ``manage.py check`` fails on an unusable setting and warns about weak ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.fernet import Fernet
+from django.core.checks import Error, Tags, Warning, register
+from rest_framework.settings import api_settings
+
+from .models import Algorithm
+from .settings import DEFAULTS, totp_settings
+from .throttling import DEFAULT_RATES
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@register(Tags.security)
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    keys = totp_settings.ENCRYPTION_KEYS
+    if not isinstance(keys, (list, tuple)):
+        return [
+            Error(
+                "TOTP_ENCRYPTION_KEYS must be a list of Fernet keys, newest first.",
+                hint="Generate one with: python -c \"from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())\"",
+                id="drf_totp.E001",
+            )
+        ]
+    errors = []
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            errors.append(
+                Error(
+                    f"TOTP_ENCRYPTION_KEYS[{index}] is not a usable Fernet key "
+                    "(32 bytes, url-safe base64).",
+                    hint="Generate one with Fernet.generate_key(); never reuse SECRET_KEY itself.",
+                    id="drf_totp.E001",
+                )
+            )
+    return errors
+
+
+@register()
+def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
+    messages: list[Error | Warning] = []
+    s = totp_settings
+
+    def error(text: str, id: str) -> None:
+        messages.append(Error(text, id=f"drf_totp.{id}"))
+
+    def warn(text: str, id: str) -> None:
+        messages.append(Warning(text, id=f"drf_totp.{id}"))
+
+    if s.VALID_WINDOW not in (0, 1) or not _is_int(s.VALID_WINDOW):
+        error("TOTP_VALID_WINDOW must be 0 or 1: a wider window accepts more guesses.", "E002")
+    if s.DIGITS not in (6, 8) or not _is_int(s.DIGITS):
+        error("TOTP_DIGITS must be 6 or 8.", "E003")
+    if s.ALGORITHM not in Algorithm.values:
+        error(f"TOTP_ALGORITHM must be one of {', '.join(Algorithm.values)}.", "E004")
+    if not _is_int(s.PERIOD) or not 15 <= s.PERIOD <= 120:
+        error("TOTP_PERIOD must be a whole number of seconds from 15 to 120.", "E005")
+    if not isinstance(s.ISSUER_NAME, str) or not s.ISSUER_NAME or ":" in s.ISSUER_NAME:
+        error("TOTP_ISSUER_NAME must be a non-empty string without ':'.", "E006")
+    for name in ("FREE_FAILURES", "LOCKOUT_SECONDS", "LOCKOUT_MAX_SECONDS", "MAX_FAILURES"):
+        value = getattr(s, name)
+        if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
+            error(f"TOTP_{name} must be a positive whole number.", "E007")
+    if messages:
+        return messages
+    if s.FREE_FAILURES > 10:
+        warn("TOTP_FREE_FAILURES above 10 lets guesses run unchecked for longer.", "W001")
+    if s.MAX_FAILURES > DEFAULTS["TOTP_MAX_FAILURES"]:
+        warn("TOTP_MAX_FAILURES above 100 exceeds NIST SP 800-63B's limit.", "W002")
+    if s.LOCKOUT_SECONDS < DEFAULTS["TOTP_LOCKOUT_SECONDS"] or s.LOCKOUT_MAX_SECONDS < 600:
+        warn("Short TOTP lockouts raise the number of guesses an attacker gets per day.", "W003")
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    for scope in DEFAULT_RATES:
+        if scope in rates and rates[scope] is None:
+            warn(f"The '{scope}' throttle is disabled; only the database lock limits guesses.", "W004")
+    return messages

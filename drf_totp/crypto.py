@@ -1,0 +1,53 @@
+"""Encryption of TOTP secrets at rest (Fernet, keys rotatable with MultiFernet).
+
+Keys come from ``TOTP_ENCRYPTION_KEYS`` (newest first). Keys derived from ``SECRET_KEY`` and
+``SECRET_KEY_FALLBACKS`` are always appended, so that no setting is needed, and secrets written
+before explicit keys were configured still decrypt until ``totp_rotate_keys`` re-encrypts them.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+from .settings import totp_settings
+
+_HKDF_INFO = b"drf_totp secret encryption v1"
+
+
+def derive_key(secret_key: str) -> bytes:
+    """Return a Fernet key derived from a Django ``SECRET_KEY`` with HKDF-SHA256."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+        secret_key.encode()
+    )
+    return base64.urlsafe_b64encode(raw)
+
+
+def configured_keys() -> tuple[bytes, ...]:
+    """All keys able to decrypt, the one that encrypts first."""
+    explicit = tuple(k.encode() if isinstance(k, str) else bytes(k) for k in totp_settings.ENCRYPTION_KEYS)
+    django_keys = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ()))
+    return explicit + tuple(derive_key(k) for k in django_keys)
+
+
+@lru_cache(maxsize=8)
+def _fernet(keys: tuple[bytes, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in keys])
+
+
+def fernet() -> MultiFernet:
+    return _fernet(configured_keys())
+
+
+def encrypt(plaintext: str) -> str:
+    return fernet().encrypt(plaintext.encode()).decode("ascii")
+
+
+def decrypt(token: str) -> str:
+    return fernet().decrypt(token.encode("ascii")).decode()
+

@@ -1,0 +1,145 @@
+"""The life of a user's TOTP device: enroll, confirm, use, disable, report.
+
+Plain functions over the models; they know nothing of HTTP and read settings when called.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from . import exceptions
+from .models import TOTPDevice
+from .settings import totp_settings
+from .verification import check_code, parse, record_success
+
+DEFAULT_NAME = "default"
+
+
+def new_secret() -> str:
+    """Base32 of 160 random bits (RFC 4226 recommends 160)."""
+    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
+
+
+def provisioning_uri(device: TOTPDevice) -> str:
+    """The ``otpauth://`` URL an authenticator app scans; labelled with email, else username."""
+    user = device.user
+    account = getattr(user, "email", "") or user.get_username()
+    return device.totp().provisioning_uri(name=account, issuer_name=totp_settings.ISSUER_NAME)
+
+
+def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:
+    """Create the user's pending device, or give the pending one a new secret.
+
+    Codes of a replaced secret stop working at once. Raises ``AlreadyEnabled`` if the user has a
+    confirmed device; that device is left untouched.
+    """
+    fields: dict[str, Any] = {
+        "secret": new_secret(),
+        "digits": totp_settings.DIGITS,
+        "period": totp_settings.PERIOD,
+        "algorithm": totp_settings.ALGORITHM,
+        "created_at": now or timezone.now(),
+        "last_used_step": 0,
+        "last_used_at": None,
+        "failure_count": 0,
+        "locked_until": None,
+    }
+    mine = TOTPDevice.objects.filter(user=user, name=DEFAULT_NAME)
+    # Two rounds: a concurrent request may create the row between our UPDATE and INSERT.
+    for _round in range(2):
+        if mine.filter(is_confirmed=False).update(**fields):
+            break
+        if mine.filter(is_confirmed=True).exists():
+            raise exceptions.AlreadyEnabled()
+        try:
+            with transaction.atomic():
+                TOTPDevice.objects.create(user=user, name=DEFAULT_NAME, **fields)
+            break
+        except IntegrityError:
+            continue
+    return TOTPDevice(user=user, name=DEFAULT_NAME, **fields)
+
+
+def confirm(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> TOTPDevice:
+    """Confirm the pending device with a first code; that code's step is consumed."""
+    device = TOTPDevice.objects.filter(user=user, is_confirmed=False).first()
+    if device is None:
+        if TOTPDevice.objects.filter(user=user, is_confirmed=True).exists():
+            raise exceptions.AlreadyEnabled()
+        raise exceptions.NoPendingDevice()
+    now = now or timezone.now()
+
+    def activate(queryset: QuerySet[TOTPDevice], step: int, at: datetime) -> int:
+        return record_success(
+            queryset.filter(is_confirmed=False), step, at, is_confirmed=True, confirmed_at=at
+        )
+
+    check_code(device, parse(device, raw), now=now, apply=activate)
+    device.is_confirmed, device.confirmed_at = True, now
+    return device
+
+
+def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:
+    device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
+    if device is None:
+        raise exceptions.NotEnabled()
+    return device
+
+
+def authenticate(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> TOTPDevice:
+    """Check a code of the user's confirmed device (the second factor at login)."""
+    device = confirmed_device(user)
+    check_code(device, parse(device, raw), now=now)
+    return device
+
+
+def disable(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> None:
+    """Delete the user's device, given a current code; the check and the delete are one statement."""
+    device = confirmed_device(user)
+
+    def delete(queryset: QuerySet[TOTPDevice], step: int, at: datetime) -> int:
+        return queryset.delete()[0]
+
+    check_code(device, parse(device, raw), now=now, apply=delete)
+
+
+@dataclass(frozen=True)
+class Status:
+    enabled: bool
+    pending: bool
+    confirmed_at: datetime | None
+    last_used_at: datetime | None
+    locked_until: datetime | None
+    locked_out: bool
+
+
+def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
+    """The user's 2FA state, in one read that never decrypts the secret."""
+    now = now or timezone.now()
+    row = (
+        TOTPDevice.objects.filter(user=user)
+        .order_by("-is_confirmed")
+        .values("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+        .first()
+    )
+    if row is None:
+        return Status(False, False, None, None, None, False)
+    enabled = row["is_confirmed"]
+    locked_until = row["locked_until"] if row["locked_until"] and row["locked_until"] > now else None
+    return Status(
+        enabled=enabled,
+        pending=not enabled,
+        confirmed_at=row["confirmed_at"],
+        last_used_at=row["last_used_at"] if enabled else None,
+        locked_until=locked_until if enabled else None,
+        locked_out=enabled and row["failure_count"] >= totp_settings.MAX_FAILURES,
+    )

@@ -1,0 +1,119 @@
+"""Every failure the package reports: a DRF exception with a stable ``code``, and the handler
+that puts that code in every error body.
+
+Error bodies look like ``{"detail": "...", "code": "...", "errors": {"token": [{"message": "...",
+"code": "..."}]}}``; ``errors`` is present for field errors only.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class FieldError(exceptions.ValidationError):
+    """A 400 that belongs to one input field (``token`` unless said otherwise)."""
+
+    default_detail = _("Invalid input.")
+    default_code = "invalid"
+    field = "token"
+
+    def __init__(self, detail: Any = None, code: str | None = None, field: str | None = None):
+        super().__init__(
+            {field or self.field: [detail or self.default_detail]}, code=code or self.default_code
+        )
+
+
+class InvalidFormat(FieldError):
+    default_detail = _("Enter the code from your authenticator app.")
+    default_code = "invalid_format"
+
+
+class InvalidToken(FieldError):
+    default_detail = _("This code is not valid.")
+    default_code = "invalid_token"
+
+
+class TokenReused(FieldError):
+    default_detail = _("This code has already been used. Wait for the next one.")
+    default_code = "token_reused"
+
+
+class Locked(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = _("Too many wrong codes. Try again later.")
+    default_code = "locked"
+
+    def __init__(self, until: datetime, now: datetime):
+        super().__init__()
+        self.until = until
+        # DRF's handler turns ``wait`` into the Retry-After header.
+        self.wait = max(1, math.ceil((until - now).total_seconds()))
+
+
+class LockedOut(exceptions.APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = _(
+        "Too many wrong codes: authenticator codes are refused until you use a recovery code "
+        "or an administrator unlocks your account."
+    )
+    default_code = "locked_out"
+
+
+class NotEnabled(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("Two-factor authentication is not enabled.")
+    default_code = "not_enabled"
+
+
+class NoPendingDevice(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("There is no device waiting for confirmation. Generate a secret first.")
+    default_code = "no_pending_device"
+
+
+class AlreadyEnabled(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("Two-factor authentication is already enabled.")
+    default_code = "already_enabled"
+
+
+def _flatten(details: Any, prefix: str = "") -> dict[str, list[dict[str, str]]]:
+    """``get_full_details()`` of a validation error as ``{field: [{message, code}]}``."""
+    if isinstance(details, dict) and set(details) == {"message", "code"}:
+        return {prefix or "non_field_errors": [details]}
+    if isinstance(details, dict):
+        out: dict[str, list[dict[str, str]]] = {}
+        for key, value in details.items():
+            for field, errors in _flatten(value, f"{prefix}.{key}" if prefix else str(key)).items():
+                out.setdefault(field, []).extend(errors)
+        return out
+    out = {}
+    for item in details:
+        for field, errors in _flatten(item, prefix).items():
+            out.setdefault(field, []).extend(errors)
+    return out
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler (status, headers, rollback), with a ``code`` in every error body."""
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    details = exc.get_full_details()
+    if isinstance(exc.detail, (dict, list)):
+        errors = _flatten(details)
+        first = next(iter(errors.values()))[0]
+        response.data = {"detail": first["message"], "code": first["code"], "errors": errors}
+    else:
+        response.data = {"detail": details["message"], "code": details["code"]}
+        if isinstance(exc, Locked):
+            response.data["locked_until"] = exc.until.isoformat()
+            response.data["retry_after"] = exc.wait
+    return response

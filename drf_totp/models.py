@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import hashlib
+
+import pyotp
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .fields import EncryptedTextField
+
+
+class Algorithm(models.TextChoices):
+    SHA1 = "SHA1", "SHA1"
+    SHA256 = "SHA256", "SHA256"
+    SHA512 = "SHA512", "SHA512"
+
+
+class TOTPDevice(models.Model):
+    """A user's authenticator: its secret, its parameters and the state of code checking."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="totp_devices",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(
+        _("name"), max_length=64, default="default", help_text=_("Tells a user's devices apart.")
+    )
+    secret = EncryptedTextField(
+        _("secret"), help_text=_("The shared secret, base32; stored encrypted (Fernet).")
+    )
+    digits = models.PositiveSmallIntegerField(_("digits"), default=6)
+    period = models.PositiveSmallIntegerField(_("period"), default=30, help_text=_("Seconds per step."))
+    algorithm = models.CharField(
+        _("algorithm"), max_length=6, choices=Algorithm.choices, default=Algorithm.SHA1
+    )
+    is_confirmed = models.BooleanField(
+        _("confirmed"), default=False, help_text=_("Set once the user proved the app produces codes.")
+    )
+    created_at = models.DateTimeField(_("created at"))
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    last_used_step = models.BigIntegerField(
+        _("last used step"),
+        default=0,
+        help_text=_("Time step of the last accepted code; codes of this step or earlier are refused."),
+    )
+    failure_count = models.PositiveIntegerField(
+        _("consecutive failures"), default=0, help_text=_("Wrong codes since the last success.")
+    )
+    locked_until = models.DateTimeField(
+        _("locked until"), null=True, blank=True, help_text=_("No code is checked before this time.")
+    )
+
+    class Meta:
+        verbose_name = _("TOTP device")
+        verbose_name_plural = _("TOTP devices")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="drf_totp_device_unique_user_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"
+
+    def totp(self) -> pyotp.TOTP:
+        return pyotp.TOTP(
+            self.secret,
+            digits=self.digits,
+            digest=getattr(hashlib, self.algorithm.lower()),
+            interval=self.period,
+        )

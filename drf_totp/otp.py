@@ -1,0 +1,40 @@
+"""The pure part of code checking: strict parsing and constant-time matching over the window.
+
+Nothing here touches the database or Django; ``pyotp`` computes the codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from functools import lru_cache
+
+import pyotp
+
+
+@lru_cache(maxsize=4)
+def _code_pattern(digits: int) -> re.Pattern[str]:
+    # ASCII digits only ([0-9], never \d, which admits other scripts). Authenticator apps show
+    # codes as two groups ("123 456"), so one space between the halves is accepted.
+    half = digits // 2
+    return re.compile(rf"[0-9]{{{half}}} ?[0-9]{{{digits - half}}}", re.ASCII)
+
+
+def parse_code(raw: str, digits: int) -> str | None:
+    """Return the code as ``digits`` ASCII digits, or None if ``raw`` is not such a code."""
+    if len(raw) > digits + 1 or not _code_pattern(digits).fullmatch(raw):
+        return None
+    return raw.replace(" ", "")
+
+
+def matching_step(totp: pyotp.TOTP, code: str, step: int, window: int) -> int | None:
+    """The latest step in ``step - window .. step + window`` whose code is ``code``.
+
+    Every step of the window is computed and compared in constant time, whether or not an
+    earlier one matched, so the time taken does not tell which step (if any) matched.
+    """
+    found = None
+    for candidate in range(step - window, step + window + 1):
+        if hmac.compare_digest(totp.generate_otp(candidate).encode(), code.encode()):
+            found = candidate
+    return found

@@ -1,0 +1,81 @@
+"""Request and response bodies. Input is strict: unknown keys and non-string codes are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+
+# Long enough for any code we issue with separators; short enough that nothing costly is done.
+MAX_TOKEN_LENGTH = 64
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not declare, so a misspelt field is an error, not a silent no-op."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unexpected = sorted(set(data) - set(self.fields))
+            if unexpected:
+                message = _("Unexpected field.")
+                raise serializers.ValidationError(
+                    {key: [ErrorDetail(message, code="unexpected_field")] for key in unexpected}
+                )
+        return super().to_internal_value(data)
+
+
+class TokenField(serializers.Field):
+    """A code as a JSON string; its exact form is checked against the device by the domain."""
+
+    default_error_messages = {
+        "invalid": _("Send the code as a string."),
+        "blank": _("Enter the code from your authenticator app."),
+        "max_length": _("The code is too long."),
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if not data:
+            self.fail("blank")
+        if len(data) > MAX_TOKEN_LENGTH:
+            self.fail("max_length")
+        return data
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class EmptySerializer(StrictSerializer):
+    pass
+
+
+class TokenSerializer(StrictSerializer):
+    token = TokenField(help_text=_("The current code from the authenticator app, e.g. \"123456\"."))
+
+
+class GenerateResponseSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text=_("Base32 secret, for manual entry in the app."))
+    otpauth_url = serializers.CharField(help_text=_("otpauth:// URL for the QR code."))
+    qr_svg = serializers.CharField(help_text=_("The QR code of otpauth_url as a data: URI (SVG)."))
+
+
+class StatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text=_("A confirmed device exists: 2FA is on."))
+    pending = serializers.BooleanField(help_text=_("A device awaits confirmation with /verify/."))
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    locked_until = serializers.DateTimeField(
+        allow_null=True, help_text=_("Codes are refused before this time.")
+    )
+    locked_out = serializers.BooleanField(
+        help_text=_("Too many failures: codes stay refused until a recovery code or an admin.")
+    )
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    enabled = serializers.BooleanField()

@@ -1,0 +1,44 @@
+"""The package's settings: flat ``TOTP_*`` names with their defaults in one place.
+
+Values are read from ``django.conf.settings`` each time they are used, so ``override_settings``
+and settings changed at run time always take effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # Shown by authenticator apps next to the account.
+    "TOTP_ISSUER_NAME": "drftotp",
+    # Parameters of new enrollments; existing devices keep the ones they were enrolled with.
+    "TOTP_DIGITS": 6,
+    "TOTP_PERIOD": 30,
+    "TOTP_ALGORITHM": "SHA1",
+    # Steps accepted on either side of the current one (0 or 1).
+    "TOTP_VALID_WINDOW": 1,
+    # Fernet keys, newest first. Empty: a key is derived from SECRET_KEY (and its fallbacks).
+    "TOTP_ENCRYPTION_KEYS": [],
+    # Consecutive failures allowed before the first lock.
+    "TOTP_FREE_FAILURES": 4,
+    # First lock, doubled with each further failure up to the cap.
+    "TOTP_LOCKOUT_SECONDS": 30,
+    "TOTP_LOCKOUT_MAX_SECONDS": 3600,
+    # Consecutive failures after which TOTP stays refused until a recovery code or an admin.
+    "TOTP_MAX_FAILURES": 100,
+}
+
+
+class AppSettings:
+    """Attribute access to the ``TOTP_*`` settings: ``totp_settings.ISSUER_NAME``."""
+
+    def __getattr__(self, name: str) -> Any:
+        key = f"TOTP_{name}"
+        if key not in DEFAULTS:
+            raise AttributeError(name)
+        return getattr(django_settings, key, DEFAULTS[key])
+
+
+totp_settings = AppSettings()
