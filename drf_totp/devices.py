@@ -13,13 +13,14 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import exceptions
-from .models import TOTPDevice
+from . import exceptions, recovery, signals
+from .models import RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
-from .verification import check_code, parse, record_success
+from .verification import Accepted, check
 
 DEFAULT_NAME = "default"
 
@@ -69,47 +70,77 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
     return TOTPDevice(user=user, name=DEFAULT_NAME, **fields)
 
 
-def confirm(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> TOTPDevice:
-    """Confirm the pending device with a first code; that code's step is consumed."""
+def confirm(
+    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+) -> list[str]:
+    """Confirm the pending device with its first code (whose step is consumed): 2FA is on.
+
+    Returns the recovery codes issued with it, to be shown once.
+    """
     device = TOTPDevice.objects.filter(user=user, is_confirmed=False).first()
     if device is None:
         if TOTPDevice.objects.filter(user=user, is_confirmed=True).exists():
             raise exceptions.AlreadyEnabled()
         raise exceptions.NoPendingDevice()
+    device.user = user
     now = now or timezone.now()
 
-    def activate(queryset: QuerySet[TOTPDevice], step: int, at: datetime) -> int:
-        return record_success(
-            queryset.filter(is_confirmed=False), step, at, is_confirmed=True, confirmed_at=at
+    def activate(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+        return queryset.filter(is_confirmed=False).update(
+            **changes, is_confirmed=True, confirmed_at=now
         )
 
-    check_code(device, parse(device, raw), now=now, apply=activate)
-    device.is_confirmed, device.confirmed_at = True, now
-    return device
+    check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
+    codes = recovery.issue(user, now)
+    signals.send_on_commit(signals.totp_enabled, user, request)
+    return codes
 
 
 def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:
+    """The user's confirmed device (its ``user`` already set), or ``NotEnabled``."""
     device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
     if device is None:
         raise exceptions.NotEnabled()
+    device.user = user
     return device
 
 
-def authenticate(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> TOTPDevice:
-    """Check a code of the user's confirmed device (the second factor at login)."""
-    device = confirmed_device(user)
-    check_code(device, parse(device, raw), now=now)
-    return device
+def has_2fa(user: AbstractBaseUser) -> bool:
+    return TOTPDevice.objects.filter(user=user, is_confirmed=True).exists()
 
 
-def disable(user: AbstractBaseUser, raw: str, *, now: datetime | None = None) -> None:
-    """Delete the user's device, given a current code; the check and the delete are one statement."""
-    device = confirmed_device(user)
+def authenticate(
+    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+) -> Accepted:
+    """The second factor: a code of the user's confirmed device, or a recovery code."""
+    return check(confirmed_device(user), raw, now=now, request=request)
 
-    def delete(queryset: QuerySet[TOTPDevice], step: int, at: datetime) -> int:
+
+def regenerate_recovery_codes(
+    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+) -> list[str]:
+    """A new set of recovery codes, given a TOTP code; the old set stops working."""
+    accepted = check(confirmed_device(user), raw, now=now, request=request, allow_recovery=False)
+    codes = recovery.issue(user, accepted.at)
+    signals.send_on_commit(signals.recovery_codes_regenerated, user, request)
+    return codes
+
+
+def disable(
+    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+) -> None:
+    """Turn 2FA off given a code: the device, recovery codes and token marks are deleted.
+
+    With a TOTP code, the check and the delete are one statement.
+    """
+
+    def delete(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
         return queryset.delete()[0]
 
-    check_code(device, parse(device, raw), now=now, apply=delete)
+    check(confirmed_device(user), raw, now=now, request=request, action=delete)
+    RecoveryCode.objects.filter(user=user).delete()
+    VerifiedToken.objects.filter(user=user).delete()
+    signals.send_on_commit(signals.totp_disabled, user, request)
 
 
 @dataclass(frozen=True)
@@ -120,19 +151,24 @@ class Status:
     last_used_at: datetime | None
     locked_until: datetime | None
     locked_out: bool
+    recovery_codes_remaining: int
 
 
 def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
     """The user's 2FA state, in one read that never decrypts the secret."""
     now = now or timezone.now()
+    remaining = (
+        recovery.unused(OuterRef("user_id")).values("user_id").annotate(n=Count("pk")).values("n")
+    )
     row = (
         TOTPDevice.objects.filter(user=user)
         .order_by("-is_confirmed")
         .values("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+        .annotate(remaining=Coalesce(Subquery(remaining), 0))
         .first()
     )
     if row is None:
-        return Status(False, False, None, None, None, False)
+        return Status(False, False, None, None, None, False, 0)
     enabled = row["is_confirmed"]
     locked_until = row["locked_until"] if row["locked_until"] and row["locked_until"] > now else None
     return Status(
@@ -142,4 +178,5 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
         last_used_at=row["last_used_at"] if enabled else None,
         locked_until=locked_until if enabled else None,
         locked_out=enabled and row["failure_count"] >= totp_settings.MAX_FAILURES,
+        recovery_codes_remaining=row["remaining"] if enabled else 0,
     )

@@ -117,3 +117,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             response.data["locked_until"] = exc.until.isoformat()
             response.data["retry_after"] = exc.wait
     return response
+
+
+class InvalidCredentials(FieldError):
+    default_detail = _("Unable to log in with the provided credentials.")
+    default_code = "invalid_credentials"
+    field = "non_field_errors"
+
+
+class InvalidTicket(FieldError):
+    default_detail = _("This login has expired or was already used. Log in again.")
+    default_code = "invalid_ticket"
+    field = "ticket"
+
+
+class TicketExpired(InvalidTicket):
+    default_detail = _("This login has expired. Log in again.")
+    default_code = "ticket_expired"
+
+
+class InvalidPassword(FieldError):
+    default_detail = _("The password is not correct.")
+    default_code = "invalid_password"
+    field = "password"

@@ -47,6 +47,9 @@ class TOTPDevice(models.Model):
         default=0,
         help_text=_("Time step of the last accepted code; codes of this step or earlier are refused."),
     )
+    use_count = models.PositiveBigIntegerField(
+        _("uses"), default=0, help_text=_("Codes accepted so far (TOTP and recovery).")
+    )
     failure_count = models.PositiveIntegerField(
         _("consecutive failures"), default=0, help_text=_("Wrong codes since the last success.")
     )
@@ -71,3 +74,57 @@ class TOTPDevice(models.Model):
             digest=getattr(hashlib, self.algorithm.lower()),
             interval=self.period,
         )
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code, kept only as a keyed hash (HMAC-SHA256)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="totp_recovery_codes",
+        verbose_name=_("user"),
+    )
+    digest = models.CharField(
+        _("digest"), max_length=64, help_text=_("HMAC-SHA256 of the code; the code is not stored.")
+    )
+    created_at = models.DateTimeField(_("created at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "digest"], name="drf_totp_recovery_unique_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({_('used') if self.used_at else _('unused')})"
+
+
+class VerifiedToken(models.Model):
+    """Marks an opaque API token (DRF authtoken, knox) as issued after the second factor.
+
+    Such tokens carry no claims, so ``IsOTPVerified`` looks them up here by digest.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="totp_verified_tokens",
+        verbose_name=_("user"),
+    )
+    digest = models.CharField(
+        _("digest"), max_length=128, unique=True, help_text=_("SHA-256 of the token, or knox's digest.")
+    )
+    device_id = models.BigIntegerField(
+        _("device"), help_text=_("The device that passed; a re-enrolled device does not count.")
+    )
+    verified_at = models.DateTimeField(_("verified at"))
+
+    class Meta:
+        verbose_name = _("verified token")
+        verbose_name_plural = _("verified tokens")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.verified_at:%Y-%m-%d %H:%M}"

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
+
+from .settings import totp_settings
 
 # Long enough for any code we issue with separators; short enough that nothing costly is done.
 MAX_TOKEN_LENGTH = 64
@@ -54,7 +57,41 @@ class EmptySerializer(StrictSerializer):
 
 
 class TokenSerializer(StrictSerializer):
-    token = TokenField(help_text=_("The current code from the authenticator app, e.g. \"123456\"."))
+    token = TokenField(
+        help_text=_("The current code from the authenticator app, e.g. \"123456\", or where "
+        "accepted a recovery code, e.g. \"ABCDE-FGHJK-MNPQR-STVWX\".")
+    )
+
+
+class DisableSerializer(TokenSerializer):
+    password = serializers.CharField(
+        required=False, trim_whitespace=False, max_length=4096, write_only=True,
+        help_text=_("The account password; required when TOTP_DISABLE_REQUIRES_PASSWORD is on."),
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["password"].required = bool(totp_settings.DISABLE_REQUIRES_PASSWORD)
+        return fields
+
+
+class LoginSerializer(StrictSerializer):
+    """The user model's USERNAME_FIELD and ``password``."""
+
+    password = serializers.CharField(trim_whitespace=False, max_length=4096, write_only=True)
+
+    @property
+    def username_field(self) -> str:
+        return get_user_model().USERNAME_FIELD
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields[self.username_field] = serializers.CharField(max_length=254)
+        return fields
+
+
+class LoginVerifySerializer(TokenSerializer):
+    ticket = serializers.CharField(max_length=1024, help_text=_("The ticket from /otp/login/."))
 
 
 class GenerateResponseSerializer(serializers.Serializer):
@@ -74,8 +111,6 @@ class StatusSerializer(serializers.Serializer):
     locked_out = serializers.BooleanField(
         help_text=_("Too many failures: codes stay refused until a recovery code or an admin.")
     )
+    recovery_codes_remaining = serializers.IntegerField()
 
 
-class DetailSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    enabled = serializers.BooleanField()

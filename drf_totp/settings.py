@@ -28,6 +28,15 @@ DEFAULTS: dict[str, Any] = {
     "TOTP_LOCKOUT_MAX_SECONDS": 3600,
     # Consecutive failures after which TOTP stays refused until a recovery code or an admin.
     "TOTP_MAX_FAILURES": 100,
+    # Recovery codes issued when a device is confirmed or the codes are regenerated.
+    "TOTP_RECOVERY_CODES_COUNT": 10,
+    # The login ticket: seconds between the password and the code.
+    "TOTP_TICKET_MAX_AGE": 300,
+    # The credential POST /otp/login/ issues: "session", "authtoken", "simplejwt", "knox", or a
+    # dotted path to a drf_totp.credentials.CredentialIssuer subclass.
+    "TOTP_LOGIN_CREDENTIAL": "session",
+    # Ask for the password too when disabling 2FA.
+    "TOTP_DISABLE_REQUIRES_PASSWORD": False,
 }
 
 

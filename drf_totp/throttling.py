@@ -7,14 +7,18 @@ one user further, through the cache. Rates are read on every request from
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 DEFAULT_RATES = {
     "totp_user": "10/min",
     "totp_ip": "30/min",
+    "totp_login_user": "10/min",
+    "totp_login_ip": "20/min",
 }
 
 
@@ -44,3 +48,23 @@ class CodeIPThrottle(RateFromSettingsThrottle):
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginIPThrottle(CodeIPThrottle):
+    """Login attempts (password, then ticket and code) per client IP."""
+
+    scope = "totp_login_ip"
+
+
+class LoginUsernameThrottle(RateFromSettingsThrottle):
+    """Password attempts per submitted username, whether or not such a user exists."""
+
+    scope = "totp_login_user"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        data = request.data
+        username = data.get(get_user_model().USERNAME_FIELD) if isinstance(data, dict) else None
+        if not isinstance(username, str) or not username:
+            return None
+        ident = hashlib.sha256(username.casefold().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}

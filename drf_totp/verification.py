@@ -1,9 +1,11 @@
-"""Checking a code: the one path every code takes (verify, validate, disable, login).
+"""Checking a code: the one path every code takes (verify, validate, disable, login, recovery).
 
 Guarantees, enforced by the database so they hold across processes and hosts:
 
-- a code is accepted only for a step later than the last accepted one, in the same conditional
-  statement that records the success (no read-modify-write, no lock, no cache);
+- a TOTP code is accepted only for a step later than the last accepted one, in the same
+  conditional statement that records the success (no read-modify-write, no lock, no cache);
+- a recovery code is consumed by one conditional UPDATE, so it works once however many
+  requests send it together;
 - while a user is locked, codes are not evaluated, and the failure counter does not grow;
 - a failure is counted, and the lock it earns is set, by one conditional UPDATE that only an
   unlocked row passes, so parallel guesses cannot slip past a lock.
@@ -12,66 +14,56 @@ Guarantees, enforced by the database so they hold across processes and hosts:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Case, DateTimeField, F, Q, QuerySet, Value, When
+from django.db import transaction
+from django.db.models import Case, DateTimeField, Exists, F, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import exceptions, otp
+from . import exceptions, otp, recovery, signals
 from .lockout import lock_schedule
-from .models import TOTPDevice
+from .models import RecoveryCode, TOTPDevice
 from .settings import totp_settings
 
-Apply = Callable[[QuerySet[TOTPDevice], int, datetime], int]
+TOTP = "totp"
+RECOVERY = "recovery"
+
+# Applies an accepted code to the device's row: gets the row (narrowed to the state the check
+# saw) and the columns that record the success; returns how many rows it changed.
+Action = Callable[[QuerySet[TOTPDevice], dict[str, Any]], int]
 
 
-def _unlocked(now: datetime, *, totp: bool = True) -> Q:
-    """Rows that may have a code checked at ``now``."""
+def record(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+    return queryset.update(**changes)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    device: TOTPDevice
+    method: str  # TOTP or RECOVERY
+    at: datetime
+
+
+def _unlocked(now: datetime, *, totp: bool) -> Q:
+    """Rows that may have a code checked at ``now``; past the failure limit only recovery codes."""
     gate = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
     if totp:
         gate &= Q(failure_count__lt=totp_settings.MAX_FAILURES)
     return gate
 
 
-def ensure_unlocked(device: TOTPDevice, now: datetime) -> None:
+def _ensure_unlocked(device: TOTPDevice, now: datetime, *, totp: bool) -> None:
     """Refuse before any evaluation when the loaded row is locked."""
-    if device.failure_count >= totp_settings.MAX_FAILURES:
-        raise exceptions.LockedOut()
     if device.locked_until is not None and device.locked_until > now:
         raise exceptions.Locked(device.locked_until, now)
+    if totp and device.failure_count >= totp_settings.MAX_FAILURES:
+        raise exceptions.LockedOut()
 
 
-def record_success(
-    queryset: QuerySet[TOTPDevice], step: int, now: datetime, **changes: object
-) -> int:
-    """Record the accepted step and clear the failures; the default ``apply`` of ``check_code``."""
-    return queryset.update(
-        last_used_step=step, last_used_at=now, failure_count=0, locked_until=None, **changes
-    )
-
-
-def record_failure(device: TOTPDevice, now: datetime) -> None:
-    """Count one wrong code and set the lock it earns, unless the row got locked meanwhile."""
-    schedule = lock_schedule()
-    *growing, (capped_at, cap) = schedule
-    # The lock depends on the count before this failure (failure_count + 1 is the new count).
-    lock = Case(
-        *(When(failure_count=n - 1, then=Value(now + timedelta(seconds=s))) for n, s in growing),
-        When(failure_count__gte=capped_at - 1, then=Value(now + timedelta(seconds=cap))),
-        default=Value(None),
-        output_field=DateTimeField(),
-    )
-    # locked_until is assigned before failure_count on purpose: MySQL and MariaDB evaluate SET
-    # assignments left to right, each seeing the columns already assigned.
-    updated = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk).update(
-        locked_until=lock, failure_count=F("failure_count") + 1
-    )
-    if not updated:
-        raise refusal(device.pk, now)
-
-
-def refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
+def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
     """Why a conditional statement on device ``pk`` matched no row, as the error to raise."""
     state = (
         TOTPDevice.objects.filter(pk=pk)
@@ -82,46 +74,102 @@ def refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
         return exceptions.NotEnabled()
     if state["locked_until"] is not None and state["locked_until"] > now:
         return exceptions.Locked(state["locked_until"], now)
-    if state["failure_count"] >= totp_settings.MAX_FAILURES:
+    if step is not None and state["failure_count"] >= totp_settings.MAX_FAILURES:
         return exceptions.LockedOut()
     if step is not None and step <= state["last_used_step"]:
         return exceptions.TokenReused()
     return exceptions.InvalidToken()
 
 
-def check_code(
-    device: TOTPDevice,
-    code: str,
-    *,
-    now: datetime | None = None,
-    apply: Apply = record_success,
-) -> int:
-    """Accept ``code`` for ``device`` once, or raise; return the step it matched.
+def _record_failure(device: TOTPDevice, now: datetime, request: Any) -> None:
+    """Count one wrong code and set the lock it earns, unless the row got locked meanwhile."""
+    *growing, (capped_at, cap) = lock_schedule()
+    # The lock depends on the count before this failure (failure_count + 1 is the new count).
+    lock = Case(
+        *(When(failure_count=n - 1, then=Value(now + timedelta(seconds=s))) for n, s in growing),
+        When(failure_count__gte=capped_at - 1, then=Value(now + timedelta(seconds=cap))),
+        default=Value(None),
+        output_field=DateTimeField(),
+    )
+    # locked_until is assigned before failure_count on purpose: MySQL and MariaDB evaluate SET
+    # assignments left to right, each seeing the columns already assigned.
+    row = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
+    if not row.update(locked_until=lock, failure_count=F("failure_count") + 1):
+        raise _refusal(device.pk, now)
+    state = TOTPDevice.objects.filter(pk=device.pk).values("failure_count", "locked_until").first()
+    if state is None:
+        return
+    user = device.user
+    signals.send_on_commit(signals.totp_failed, user, request, failure_count=state["failure_count"])
+    if state["locked_until"] is not None and state["locked_until"] > now:
+        signals.send_on_commit(signals.totp_locked, user, request, **state)
 
-    ``code`` must already be parsed (``otp.parse_code``). On a match, ``apply`` runs on the
-    device's row narrowed to "unlocked, and the step not used yet", and must
-    return the number of rows it changed; 0 means another request won the race.
-    """
-    now = now or timezone.now()
-    ensure_unlocked(device, now)
+
+def _success(now: datetime) -> dict[str, Any]:
+    """Columns every accepted code sets (TOTP adds its step)."""
+    return {"last_used_at": now, "use_count": F("use_count") + 1, "failure_count": 0, "locked_until": None}
+
+
+def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, request: Any) -> None:
+    _ensure_unlocked(device, now, totp=True)
     totp = device.totp()
     step = otp.matching_step(totp, code, totp.timecode(now), totp_settings.VALID_WINDOW)
     if step is None:
-        record_failure(device, now)
+        _record_failure(device, now, request)
         raise exceptions.InvalidToken()
     if step <= device.last_used_step:
         raise exceptions.TokenReused()
-    gated = TOTPDevice.objects.filter(_unlocked(now), pk=device.pk, last_used_step__lt=step)
-    if not apply(gated, step, now):
-        raise refusal(device.pk, now, step)
-    return step
+    gated = TOTPDevice.objects.filter(_unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step)
+    changes = {"last_used_step": step, **_success(now)}
+    if not action(gated, changes):
+        raise _refusal(device.pk, now, step)
 
 
-def parse(device: TOTPDevice, raw: str) -> str:
-    """The code in ``raw`` for this device, or a 400 on the ``token`` field."""
+def _check_recovery(device: TOTPDevice, code: str, now: datetime, action: Action, request: Any) -> None:
+    _ensure_unlocked(device, now, totp=False)
+    unlocked = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
+    candidates = RecoveryCode.objects.filter(user_id=device.user_id, digest__in=recovery.digests(code))
+    with transaction.atomic():
+        used = candidates.filter(Exists(unlocked), used_at__isnull=True).update(used_at=now)
+        # Using a recovery code also lifts the lock held after too many TOTP failures.
+        if used and not action(TOTPDevice.objects.filter(pk=device.pk), _success(now)):
+            transaction.set_rollback(True)
+            raise _refusal(device.pk, now)
+    if not used:
+        if candidates.exists():
+            raise exceptions.TokenReused(_("This recovery code has already been used."))
+        _record_failure(device, now, request)
+        raise exceptions.InvalidToken()
+    remaining = recovery.unused(device.user_id).count()
+    signals.send_on_commit(signals.recovery_code_used, device.user, request, remaining=remaining)
+
+
+def check(
+    device: TOTPDevice,
+    raw: str,
+    *,
+    now: datetime | None = None,
+    request: Any = None,
+    allow_recovery: bool = True,
+    action: Action = record,
+) -> Accepted:
+    """Accept ``raw`` (a TOTP code, or a recovery code if allowed) for ``device`` once, or raise.
+
+    On success ``action`` applies the result to the device's row and must report that it
+    changed it; 0 means the row's state moved on (another request won) and the code is refused.
+    """
+    now = now or timezone.now()
     code = otp.parse_code(raw, device.digits)
-    if code is None:
-        raise exceptions.InvalidFormat(
-            _("Enter the %(digits)d-digit code from your authenticator app.") % {"digits": device.digits}
-        )
-    return code
+    if code is not None:
+        _check_totp(device, code, now, action, request)
+        method = TOTP
+    elif allow_recovery and (code := recovery.normalize(raw)) is not None:
+        _check_recovery(device, code, now, action, request)
+        method = RECOVERY
+    else:
+        message = _("Enter the %(digits)d-digit code from your authenticator app.")
+        if allow_recovery:
+            message = _("Enter the %(digits)d-digit code from your authenticator app, or a recovery code.")
+        raise exceptions.InvalidFormat(message % {"digits": device.digits})
+    signals.send_on_commit(signals.totp_verified, device.user, request, method=method)
+    return Accepted(device, method, now)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from . import devices, qr, serializers, session
-from .exceptions import exception_handler
-from .throttling import CodeIPThrottle, CodeUserThrottle
+from . import devices, exceptions, login, marks, qr, serializers
+from .credentials import get_issuer
+from .models import TOTPDevice
+from .settings import totp_settings
+from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
 
 
 # Not wrapped in ATOMIC_REQUESTS: a failed guess must stay counted when the view answers with an
@@ -26,12 +30,12 @@ from .throttling import CodeIPThrottle, CodeUserThrottle
 class TOTPAPIView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
-    serializer_class: type[serializers.serializers.Serializer] = serializers.EmptySerializer
+    serializer_class: type[Serializer] = serializers.EmptySerializer
 
     def get_exception_handler(self) -> Any:
-        return exception_handler
+        return exceptions.exception_handler
 
-    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Serializer:
         return self.serializer_class(*args, context={"request": self.request, "view": self}, **kwargs)
 
     def validated(self, request: Request) -> dict[str, Any]:
@@ -40,6 +44,7 @@ class TOTPAPIView(APIView):
         return serializer.validated_data
 
     def no_store(self, data: dict[str, Any]) -> Response:
+        """A response that carries a secret or a credential: never cached."""
         response = Response(data)
         add_never_cache_headers(response)
         return response
@@ -64,37 +69,89 @@ class GenerateView(TOTPAPIView):
 
 
 class VerifyView(CodeAPIView):
-    """Confirm the pending device with its first code: 2FA is on."""
+    """Confirm the pending device with its first code: 2FA is on. Returns the recovery codes."""
 
     def post(self, request: Request) -> Response:
         token = self.validated(request)["token"]
-        devices.confirm(request.user, token)
-        return self.no_store({"detail": _("Two-factor authentication is enabled."), "enabled": True})
+        codes = devices.confirm(request.user, token, request=request)
+        body = {"detail": _("Two-factor authentication is enabled."), "enabled": True}
+        return self.no_store({**body, "recovery_codes": codes})
 
 
 class StatusView(TOTPAPIView):
     """The user's 2FA state."""
 
     def get(self, request: Request) -> Response:
-        state = devices.status(request.user)
-        return Response(serializers.StatusSerializer(state).data)
+        return Response(serializers.StatusSerializer(devices.status(request.user)).data)
 
 
 class ValidateView(CodeAPIView):
-    """The second factor at login: check a code of the confirmed device."""
+    """The second factor for a logged-in credential: a TOTP code or a recovery code."""
 
     def post(self, request: Request) -> Response:
         token = self.validated(request)["token"]
-        now = timezone.now()
-        device = devices.authenticate(request.user, token, now=now)
-        session.mark_verified(request, device, now)
+        accepted = devices.authenticate(request.user, token, request=request)
+        marks.mark_request(request, accepted.device, accepted.at)
         return Response({"detail": _("Code accepted."), "enabled": True})
 
 
 class DisableView(CodeAPIView):
-    """Turn 2FA off with a current code: the device is deleted."""
+    """Turn 2FA off with a TOTP or recovery code (and the password, if so configured)."""
+
+    serializer_class = serializers.DisableSerializer
+
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        if totp_settings.DISABLE_REQUIRES_PASSWORD and not request.user.check_password(data["password"]):
+            raise exceptions.InvalidPassword()
+        devices.disable(request.user, data["token"], request=request)
+        return Response({"detail": _("Two-factor authentication is disabled."), "enabled": False})
+
+
+class RecoveryCodesView(CodeAPIView):
+    """Replace the recovery codes, given a TOTP code."""
 
     def post(self, request: Request) -> Response:
         token = self.validated(request)["token"]
-        devices.disable(request.user, token)
-        return Response({"detail": _("Two-factor authentication is disabled."), "enabled": False})
+        codes = devices.regenerate_recovery_codes(request.user, token, request=request)
+        return self.no_store({"recovery_codes": codes})
+
+
+class LoginAPIView(TOTPAPIView):
+    """Anonymous endpoints of the two-step login."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    def credential(
+        self, user: AbstractBaseUser, device: TOTPDevice | None, now: Any
+    ) -> Response:
+        body = get_issuer().issue(self.request, user, device, now)
+        return self.no_store(body)
+
+
+class LoginView(LoginAPIView):
+    """Step one: the password. Without 2FA, the credential; with 2FA, a ticket for step two."""
+
+    serializer_class = serializers.LoginSerializer
+    throttle_classes = [LoginIPThrottle, LoginUsernameThrottle]
+
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        step = login.start(request, data[self.get_serializer().username_field], data["password"])
+        if step.ticket is None:
+            return self.credential(step.user, None, timezone.now())
+        max_age = totp_settings.TICKET_MAX_AGE
+        return self.no_store({"mfa_required": True, "ticket": step.ticket, "expires_in": max_age})
+
+
+class LoginVerifyView(LoginAPIView):
+    """Step two: the ticket and a TOTP or recovery code. Returns the credential."""
+
+    serializer_class = serializers.LoginVerifySerializer
+    throttle_classes = [LoginIPThrottle]
+
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        accepted = login.finish(data["ticket"], data["token"], request=request)
+        return self.credential(accepted.device.user, accepted.device, accepted.at)

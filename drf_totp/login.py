@@ -1,0 +1,44 @@
+"""The two-step login: the password yields a ticket, the ticket and a code yield the credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+
+from . import exceptions, tickets
+from .models import TOTPDevice
+from .verification import Accepted, check
+
+
+@dataclass(frozen=True)
+class PasswordStep:
+    user: AbstractBaseUser
+    ticket: str | None  # None: the user has no 2FA, the login is complete
+
+
+def start(request: Any, username: str, password: str) -> PasswordStep:
+    """Check the password. Wrong credentials and inactive users get one and the same error."""
+    credentials = {get_user_model().USERNAME_FIELD: username, "password": password}
+    # Django's backends hash the password even for unknown users, so timing does not tell.
+    user = authenticate(request, **credentials)
+    if user is None:
+        raise exceptions.InvalidCredentials()
+    device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
+    return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
+
+
+def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any = None) -> Accepted:
+    """Redeem the ticket with a TOTP or recovery code; the ticket is dead afterwards."""
+    device = tickets.redeem(ticket)
+    seen = device.use_count
+
+    def once(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+        # Only while no other login completed since the ticket was checked: a ticket works once.
+        return queryset.filter(use_count=seen).update(**changes)
+
+    return check(device, raw, now=now, request=request, action=once)
