@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -138,9 +138,34 @@ def disable(
         return queryset.delete()[0]
 
     check(confirmed_device(user), raw, now=now, request=request, action=delete)
+    _forget(user, request)
+
+
+def reset(user: AbstractBaseUser, *, request: Any = None) -> bool:
+    """An administrator's disable, without a code: True if the user had a device."""
+    deleted = TOTPDevice.objects.filter(user=user).delete()[0]
+    if deleted:
+        _forget(user, request)
+    return bool(deleted)
+
+
+def _forget(user: AbstractBaseUser, request: Any) -> None:
+    """After the device is gone: the recovery codes and token marks go too."""
     RecoveryCode.objects.filter(user=user).delete()
     VerifiedToken.objects.filter(user=user).delete()
     signals.send_on_commit(signals.totp_disabled, user, request)
+
+
+def unlock(user: AbstractBaseUser, *, request: Any = None) -> bool:
+    """An administrator lifts the user's lock and failure count: True if there was one."""
+    unlocked = (
+        TOTPDevice.objects.filter(user=user)
+        .filter(Q(failure_count__gt=0) | Q(locked_until__isnull=False))
+        .update(failure_count=0, locked_until=None)
+    )
+    if unlocked:
+        signals.send_on_commit(signals.totp_unlocked, user, request)
+    return bool(unlocked)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Signals sent once the change they report is committed. None carries a code or a secret.
+"""Signals sent once the change they report is committed, each also logged on the
+``drf_totp`` logger (INFO; failures and locks at WARNING). None carries a code or a secret.
 
 Every signal is sent with ``sender`` (the user's class), ``user`` and ``request`` (None when the
 action did not come from a request, e.g. the admin or a command).
 
 - ``totp_enabled``: a device was confirmed.
-- ``totp_disabled``: the device and recovery codes were deleted.
+- ``totp_disabled``: the device and recovery codes were deleted (by the user or an admin).
+- ``totp_unlocked``: an administrator lifted the user's lock.
 - ``totp_verified``: a code (TOTP or recovery) was accepted; ``method`` is "totp" or "recovery".
 - ``totp_failed``: a wrong code was counted; ``failure_count`` is the new count.
 - ``totp_locked``: a failure locked the user; ``locked_until``, ``failure_count``.
@@ -14,22 +16,42 @@ action did not come from a request, e.g. the admin or a command).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
 
-totp_enabled = Signal()
-totp_disabled = Signal()
-totp_verified = Signal()
-totp_failed = Signal()
-totp_locked = Signal()
-recovery_code_used = Signal()
-recovery_codes_regenerated = Signal()
+class Event(Signal):
+    """A signal that knows its name, for the log line sent with it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
 
 
-def send_on_commit(signal: Signal, user: Any, request: Any = None, **extra: Any) -> None:
-    """Send ``signal`` when the current transaction commits (at once in autocommit)."""
-    transaction.on_commit(
-        lambda: signal.send(sender=type(user), user=user, request=request, **extra)
-    )
+totp_enabled = Event("totp_enabled")
+totp_disabled = Event("totp_disabled")
+totp_unlocked = Event("totp_unlocked")
+totp_verified = Event("totp_verified")
+totp_failed = Event("totp_failed")
+totp_locked = Event("totp_locked")
+recovery_code_used = Event("recovery_code_used")
+recovery_codes_regenerated = Event("recovery_codes_regenerated")
+
+
+logger = logging.getLogger("drf_totp")
+
+_WARNINGS = {"totp_failed", "totp_locked"}
+
+
+def send_on_commit(signal: Event, user: Any, request: Any = None, **extra: Any) -> None:
+    """Log and send ``signal`` when the current transaction commits (at once in autocommit)."""
+
+    def send() -> None:
+        level = logging.WARNING if signal.name in _WARNINGS else logging.INFO
+        details = "".join(f" {key}={value}" for key, value in sorted(extra.items()))
+        logger.log(level, "%s user=%s%s", signal.name, user.pk, details)
+        signal.send(sender=type(user), user=user, request=request, **extra)
+
+    transaction.on_commit(send)
