@@ -9,3 +9,9 @@ class DrfTotpConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+
+        try:
+            import drf_spectacular  # noqa: F401
+        except ImportError:
+            return
+        from . import schema  # noqa: F401  (registers the OpenAPI extensions)

@@ -114,3 +114,49 @@ class StatusSerializer(serializers.Serializer):
     recovery_codes_remaining = serializers.IntegerField()
 
 
+
+
+class EnabledSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    enabled = serializers.BooleanField()
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text=_("Shown once; each works once.")
+    )
+
+
+class ConfirmedSerializer(EnabledSerializer, RecoveryCodesSerializer):
+    pass
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    """Either a ticket (``mfa_required``) or the credential, whose fields depend on
+    ``TOTP_LOGIN_CREDENTIAL``."""
+
+    mfa_required = serializers.BooleanField(required=False)
+    ticket = serializers.CharField(required=False, help_text=_("For /otp/login/verify/."))
+    expires_in = serializers.IntegerField(required=False, help_text=_("Seconds the ticket lives."))
+    detail = serializers.CharField(required=False, help_text=_("Session credential."))
+    token = serializers.CharField(required=False, help_text=_("DRF or knox token."))
+    expiry = serializers.DateTimeField(required=False, allow_null=True, help_text=_("knox expiry."))
+    access = serializers.CharField(required=False, help_text=_("SimpleJWT access token."))
+    refresh = serializers.CharField(required=False, help_text=_("SimpleJWT refresh token."))
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    code = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text=_("Stable, machine-readable."))
+    errors = serializers.DictField(
+        child=FieldErrorSerializer(many=True), required=False, help_text=_("Per input field.")
+    )
+    retry_after = serializers.IntegerField(required=False, help_text=_("With code 'locked'."))
+    locked_until = serializers.DateTimeField(required=False, help_text=_("With code 'locked'."))

@@ -36,7 +36,8 @@ class TOTPAPIView(APIView):
         return exceptions.exception_handler
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Serializer:
-        return self.serializer_class(*args, context={"request": self.request, "view": self}, **kwargs)
+        kwargs.setdefault("context", {"request": self.request, "view": self})
+        return self.serializer_class(*args, **kwargs)
 
     def validated(self, request: Request) -> dict[str, Any]:
         serializer = self.get_serializer(data=request.data)
