@@ -18,6 +18,9 @@ from django.conf import settings
 from .settings import totp_settings
 
 _HKDF_INFO = b"drf_totp secret encryption v1"
+# Every Fernet token starts with its version byte 0x80 and a timestamp: base64 "gAAAAA".
+# (No base32 secret can start so: base32 has no lowercase letters.)
+TOKEN_PREFIX = "gAAAAA"
 
 
 def derive_key(secret_key: str) -> bytes:

@@ -14,6 +14,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from django.db import connections, router
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
@@ -42,11 +43,13 @@ def mark_session(session: Any, device: TOTPDevice, now: datetime) -> None:
 
 
 def mark_token(digest: str, device: TOTPDevice, now: datetime) -> None:
-    # One upsert statement (INSERT ... ON CONFLICT / ON DUPLICATE KEY UPDATE).
+    # One upsert statement: INSERT ... ON CONFLICT (digest) DO UPDATE, or on MySQL/MariaDB
+    # ON DUPLICATE KEY UPDATE, which takes no conflict target (digest is the only unique key).
+    features = connections[router.db_for_write(VerifiedToken)].features
     VerifiedToken.objects.bulk_create(
         [VerifiedToken(digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now)],
         update_conflicts=True,
-        unique_fields=["digest"],
+        unique_fields=["digest"] if features.supports_update_conflicts_with_target else None,
         update_fields=["user", "device_id", "verified_at"],
     )
 
