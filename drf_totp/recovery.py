@@ -36,6 +36,8 @@ def generate() -> tuple[str, str]:
 
 def normalize(raw: str) -> str | None:
     """The code in ``raw`` with case, spaces and dashes ignored, or None if it is not one."""
+    if not raw.isascii():  # .upper() would turn e.g. "ſ" into "S"
+        return None
     code = raw.replace("-", "").replace(" ", "").upper()
     if len(code) != GROUPS * GROUP_LENGTH or not all(c in ALPHABET for c in code):
         return None

@@ -66,5 +66,6 @@ class LoginUsernameThrottle(RateFromSettingsThrottle):
         username = data.get(get_user_model().USERNAME_FIELD) if isinstance(data, dict) else None
         if not isinstance(username, str) or not username:
             return None
-        ident = hashlib.sha256(username.casefold().encode()).hexdigest()
+        # As the login serializer reads it (trimmed), and without regard to case.
+        ident = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -57,10 +57,11 @@ def _unlocked(now: datetime, *, totp: bool) -> Q:
 
 def _ensure_unlocked(device: TOTPDevice, now: datetime, *, totp: bool) -> None:
     """Refuse before any evaluation when the loaded row is locked."""
-    if device.locked_until is not None and device.locked_until > now:
-        raise exceptions.Locked(device.locked_until, now)
+    # Past the failure limit, waiting does not help TOTP: say so rather than "retry later".
     if totp and device.failure_count >= totp_settings.MAX_FAILURES:
         raise exceptions.LockedOut()
+    if device.locked_until is not None and device.locked_until > now:
+        raise exceptions.Locked(device.locked_until, now)
 
 
 def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
@@ -72,10 +73,10 @@ def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
     )
     if state is None:
         return exceptions.NotEnabled()
-    if state["locked_until"] is not None and state["locked_until"] > now:
-        return exceptions.Locked(state["locked_until"], now)
     if step is not None and state["failure_count"] >= totp_settings.MAX_FAILURES:
         return exceptions.LockedOut()
+    if state["locked_until"] is not None and state["locked_until"] > now:
+        return exceptions.Locked(state["locked_until"], now)
     if step is not None and step <= state["last_used_step"]:
         return exceptions.TokenReused()
     return exceptions.InvalidToken()
@@ -132,9 +133,11 @@ def _check_recovery(device: TOTPDevice, code: str, now: datetime, action: Action
     with transaction.atomic():
         used = candidates.filter(Exists(unlocked), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
-        if used and not action(TOTPDevice.objects.filter(pk=device.pk), _success(now)):
-            transaction.set_rollback(True)
-            raise _refusal(device.pk, now)
+        applied = bool(used) and bool(action(TOTPDevice.objects.filter(pk=device.pk), _success(now)))
+        if used and not applied:
+            transaction.set_rollback(True)  # the code stays unused: nothing was granted
+    if used and not applied:
+        raise _refusal(device.pk, now)
     if not used:
         if candidates.exists():
             raise exceptions.TokenReused(_("This recovery code has already been used."))

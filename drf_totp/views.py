@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
 from .models import TOTPDevice
+from .parsers import JSONParser
 from .settings import totp_settings
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
 
