@@ -38,7 +38,9 @@ class CredentialIssuer:
 class SessionIssuer(CredentialIssuer):
     """Django ``login()`` (a fresh session key), the 2FA mark, and a CSRF cookie for the SPA."""
 
-    def issue(self, request, user, device, now):  # type: ignore[no-untyped-def]
+    def issue(
+        self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
+    ) -> dict[str, Any]:
         login(request._request, user)
         if device is not None:
             marks.mark_session(request._request.session, device, now)
@@ -50,7 +52,9 @@ class AuthTokenIssuer(CredentialIssuer):
     """DRF's ``Token``. DRF keeps one per user, so a new key replaces any earlier one: a token
     obtained before the second factor never gains its mark."""
 
-    def issue(self, request, user, device, now):  # type: ignore[no-untyped-def]
+    def issue(
+        self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
+    ) -> dict[str, Any]:
         from rest_framework.authtoken.models import Token
 
         Token.objects.filter(user=user).delete()
@@ -63,7 +67,9 @@ class AuthTokenIssuer(CredentialIssuer):
 class KnoxIssuer(CredentialIssuer):
     """A new knox token (knox keeps many per user); marked by its digest."""
 
-    def issue(self, request, user, device, now):  # type: ignore[no-untyped-def]
+    def issue(
+        self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
+    ) -> dict[str, Any]:
         from knox.models import get_token_model
         from knox.settings import knox_settings
         from rest_framework.fields import DateTimeField
@@ -71,9 +77,10 @@ class KnoxIssuer(CredentialIssuer):
         instance, token = get_token_model().objects.create(user=user)
         if device is not None:
             marks.mark_token(instance.digest, device, now)
-        expiry = DateTimeField(format=knox_settings.EXPIRY_DATETIME_FORMAT).to_representation(
-            instance.expiry
-        ) if instance.expiry else None
+        expiry = None
+        if instance.expiry is not None:
+            field = DateTimeField(format=knox_settings.EXPIRY_DATETIME_FORMAT)
+            expiry = field.to_representation(instance.expiry)
         return {"token": token, "expiry": expiry}
 
 
@@ -81,7 +88,9 @@ class SimpleJWTIssuer(CredentialIssuer):
     """A SimpleJWT pair whose claims say how the user authenticated: ``amr`` (RFC 8176),
     ``auth_time``, and ``otp_device`` (which device passed)."""
 
-    def issue(self, request, user, device, now):  # type: ignore[no-untyped-def]
+    def issue(
+        self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
+    ) -> dict[str, Any]:
         from rest_framework_simplejwt.tokens import RefreshToken
 
         refresh = RefreshToken.for_user(user)

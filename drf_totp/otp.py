@@ -34,7 +34,7 @@ def matching_step(totp: pyotp.TOTP, code: str, step: int, window: int) -> int | 
     earlier one matched, so the time taken does not tell which step (if any) matched.
     """
     found = None
-    for candidate in range(step - window, step + window + 1):
+    for candidate in range(max(step - window, 0), step + window + 1):
         if hmac.compare_digest(totp.generate_otp(candidate).encode(), code.encode()):
             found = candidate
     return found

@@ -80,14 +80,14 @@ class LoginSerializer(StrictSerializer):
 
     password = serializers.CharField(trim_whitespace=False, max_length=4096, write_only=True)
 
-    @property
-    def username_field(self) -> str:
-        return get_user_model().USERNAME_FIELD
-
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        fields[self.username_field] = serializers.CharField(max_length=254)
+        fields[get_user_model().USERNAME_FIELD] = serializers.CharField(max_length=254)
         return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Always ``{"username", "password"}``, whatever the USERNAME_FIELD is called."""
+        return {"username": attrs[get_user_model().USERNAME_FIELD], "password": attrs["password"]}
 
 
 class LoginVerifySerializer(TokenSerializer):

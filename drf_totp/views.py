@@ -139,7 +139,7 @@ class LoginView(LoginAPIView):
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        step = login.start(request, data[self.get_serializer().username_field], data["password"])
+        step = login.start(request, data["username"], data["password"])
         if step.ticket is None:
             return self.credential(step.user, None, timezone.now())
         max_age = totp_settings.TICKET_MAX_AGE
