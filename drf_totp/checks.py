@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 from django.core.checks import Error, Tags, Warning, register
 from rest_framework.settings import api_settings
 
@@ -66,7 +67,14 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         error("TOTP_PERIOD must be a whole number of seconds from 15 to 120.", "E005")
     if not isinstance(s.ISSUER_NAME, str) or not s.ISSUER_NAME or ":" in s.ISSUER_NAME:
         error("TOTP_ISSUER_NAME must be a non-empty string without ':'.", "E006")
-    for name in ("FREE_FAILURES", "LOCKOUT_SECONDS", "LOCKOUT_MAX_SECONDS", "MAX_FAILURES"):
+    for name in (
+        "FREE_FAILURES",
+        "LOCKOUT_SECONDS",
+        "LOCKOUT_MAX_SECONDS",
+        "MAX_FAILURES",
+        "RECOVERY_CODES_COUNT",
+        "TICKET_MAX_AGE",
+    ):
         value = getattr(s, name)
         if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
             error(f"TOTP_{name} must be a positive whole number.", "E007")
@@ -83,3 +91,40 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         if scope in rates and rates[scope] is None:
             warn(f"The '{scope}' throttle is disabled; only the database lock limits guesses.", "W004")
     return messages
+
+
+# What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable).
+_CREDENTIAL_APPS = {"authtoken": "rest_framework.authtoken", "knox": "knox"}
+
+
+@register()
+def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django.apps import apps
+
+    from .credentials import get_issuer
+
+    name = totp_settings.LOGIN_CREDENTIAL
+    try:
+        get_issuer()
+    except (ImportError, ImproperlyConfigured) as exc:
+        return [Error(f"TOTP_LOGIN_CREDENTIAL = {name!r} is unusable: {exc}", id="drf_totp.E008")]
+    app = _CREDENTIAL_APPS.get(name)
+    if app and not apps.is_installed(app):
+        return [
+            Error(
+                f"TOTP_LOGIN_CREDENTIAL = {name!r} needs {app!r} in INSTALLED_APPS.",
+                id="drf_totp.E008",
+            )
+        ]
+    if name == "simplejwt":
+        try:
+            import rest_framework_simplejwt  # noqa: F401
+        except ImportError:
+            return [
+                Error(
+                    "TOTP_LOGIN_CREDENTIAL = 'simplejwt' needs djangorestframework-simplejwt: "
+                    "pip install drf-totp[simplejwt].",
+                    id="drf_totp.E008",
+                )
+            ]
+    return []

@@ -81,3 +81,52 @@ def test_manage_py_check_fails_on_a_wide_valid_window():
 def test_valid_window_0_or_1_passes(window):
     with override_settings(TOTP_VALID_WINDOW=window):
         assert drf_totp_messages() == []
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [
+        ("TOTP_DIGITS", 7),
+        ("TOTP_ALGORITHM", "MD5"),
+        ("TOTP_PERIOD", 121),
+        ("TOTP_ISSUER_NAME", "ACME:Corp"),
+        ("TOTP_FREE_FAILURES", -1),
+        ("TOTP_MAX_FAILURES", 0),
+        ("TOTP_TICKET_MAX_AGE", "300"),
+        ("TOTP_RECOVERY_CODES_COUNT", 0),
+    ],
+)
+def test_unusable_code_settings_are_errors(setting, value):
+    with override_settings(**{setting: value}):
+        messages = drf_totp_messages()
+
+    assert messages and all(m.level == checks.ERROR for m in messages)
+    assert any(setting in m.msg for m in messages)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["no.such.module.Issuer", "os.path", "rest_framework.views.APIView"],
+)
+def test_unusable_login_credential_is_error_e008(value):
+    with override_settings(TOTP_LOGIN_CREDENTIAL=value):
+        [message] = drf_totp_messages()
+
+    assert message.id == "drf_totp.E008"
+    assert value in message.msg
+
+
+def test_knox_credential_without_knox_installed_is_error_e008(settings):
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "knox"]
+    settings.TOTP_LOGIN_CREDENTIAL = "knox"
+
+    [message] = drf_totp_messages()
+
+    assert message.id == "drf_totp.E008"
+    assert "'knox'" in message.msg
+
+
+@pytest.mark.parametrize("value", ["session", "authtoken", "knox", "simplejwt"])
+def test_builtin_login_credentials_pass_when_installed(value):
+    with override_settings(TOTP_LOGIN_CREDENTIAL=value):
+        assert drf_totp_messages() == []
