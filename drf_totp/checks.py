@@ -128,3 +128,18 @@ def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error
                 )
             ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_num_proxies(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if api_settings.NUM_PROXIES is not None:
+        return []
+    return [
+        Warning(
+            "REST_FRAMEWORK['NUM_PROXIES'] is not set, so DRF takes the client IP from the "
+            "X-Forwarded-For header as sent: a client can pick a new IP for every request and "
+            "evade the per-IP throttles (the per-user lock in the database still holds).",
+            hint="Set NUM_PROXIES to the number of proxies in front of the app (0 for none).",
+            id="drf_totp.W005",
+        )
+    ]

@@ -1,0 +1,87 @@
+"""Issue #3, item 8: the cost. A successful validate runs 2 SQL queries beyond authentication
+(the device read and the conditional UPDATE that accepts the code), 3 at most (a token credential
+also gets its 2FA mark); status runs 1. The check opens no transaction: no BEGIN, no SAVEPOINT.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.code_checks import STATUS, VALIDATE, current_code, post_token
+
+pytestmark = pytest.mark.usefixtures("clock", "no_throttles")
+
+DEVICE_TABLE = "drf_totp_totpdevice"
+TOKEN_TABLE = "authtoken_token"
+TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|ROLLBACK)", re.I)
+
+
+@pytest.fixture
+def device(user, make_device):
+    return make_device(user)
+
+
+@pytest.fixture
+def atomic_blocks(monkeypatch) -> list[transaction.Atomic]:
+    """Every ``transaction.atomic`` block entered, savepoint or not."""
+    entered: list[transaction.Atomic] = []
+    real_enter = transaction.Atomic.__enter__
+
+    def enter(self):
+        entered.append(self)
+        return real_enter(self)
+
+    monkeypatch.setattr(transaction.Atomic, "__enter__", enter)
+    return entered
+
+
+def sql_of(queries: CaptureQueriesContext) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def statement(sql: str) -> str:
+    return sql.lstrip().split(" ", 1)[0].upper()
+
+
+def test_successful_validate_runs_a_device_read_and_one_conditional_update(
+    auth_client, device, atomic_blocks
+):
+    code = current_code(device)
+    with CaptureQueriesContext(connection) as queries:
+        response = post_token(auth_client, VALIDATE, code)
+
+    assert response.status_code == 200, response.content
+    sql = sql_of(queries)
+    assert [statement(s) for s in sql] == ["SELECT", "UPDATE"], sql
+    assert all(DEVICE_TABLE in s for s in sql), sql
+    assert "last_used_step" in sql[1].split("WHERE", 1)[1], "the UPDATE is not conditional"
+    assert atomic_blocks == []
+
+
+def test_successful_validate_with_an_api_token_runs_at_most_3_queries_beyond_authentication(
+    token_client, device
+):
+    code = current_code(device)
+    with CaptureQueriesContext(connection) as queries:
+        response = post_token(token_client, VALIDATE, code)
+
+    assert response.status_code == 200, response.content
+    sql = sql_of(queries)
+    authentication = [s for s in sql if TOKEN_TABLE in s]
+    beyond = [s for s in sql if TOKEN_TABLE not in s]
+    assert len(authentication) == 1, sql
+    assert [statement(s) for s in beyond if DEVICE_TABLE in s] == ["SELECT", "UPDATE"], sql
+    assert len(beyond) <= 3, sql
+    assert not [s for s in sql if TRANSACTION_SQL.match(s)], sql
+
+
+def test_status_runs_one_query(auth_client, device):
+    with CaptureQueriesContext(connection) as queries:
+        response = auth_client.get(STATUS)
+
+    assert response.status_code == 200, response.content
+    assert len(queries.captured_queries) == 1, sql_of(queries)
