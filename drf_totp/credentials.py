@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import login
+from django.contrib.auth import login, user_logged_in
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 from django.middleware.csrf import get_token
@@ -41,11 +41,19 @@ class SessionIssuer(CredentialIssuer):
     def issue(
         self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
     ) -> dict[str, Any]:
+        # Django's login() keeps the key of a session the same user already had (e.g. from the
+        # admin); a session that gains the 2FA mark must be one nobody knew before.
+        request._request.session.cycle_key()
         login(request._request, user)
         if device is not None:
             marks.mark_session(request._request.session, device, now)
         get_token(request._request)  # sets the CSRF cookie on the response
         return {"detail": _("Logged in.")}
+
+
+def logged_in(request: Request, user: AbstractBaseUser) -> None:
+    """What Django's login() signals, for credentials that are not sessions (updates last_login)."""
+    user_logged_in.send(sender=type(user), request=request._request, user=user)
 
 
 class AuthTokenIssuer(CredentialIssuer):
@@ -59,6 +67,7 @@ class AuthTokenIssuer(CredentialIssuer):
 
         Token.objects.filter(user=user).delete()
         token = Token.objects.create(user=user)
+        logged_in(request, user)
         if device is not None:
             marks.mark_token(marks.key_digest(token.key), device, now)
         return {"token": token.key}
@@ -75,6 +84,7 @@ class KnoxIssuer(CredentialIssuer):
         from rest_framework.fields import DateTimeField
 
         instance, token = get_token_model().objects.create(user=user)
+        logged_in(request, user)
         if device is not None:
             marks.mark_token(instance.digest, device, now)
         expiry = None
@@ -94,6 +104,7 @@ class SimpleJWTIssuer(CredentialIssuer):
         from rest_framework_simplejwt.tokens import RefreshToken
 
         refresh = RefreshToken.for_user(user)
+        logged_in(request, user)
         refresh["amr"] = [marks.AMR_PASSWORD]
         if device is not None:
             refresh["amr"] = [marks.AMR_PASSWORD, marks.AMR_OTP]
@@ -113,7 +124,10 @@ BUILTIN = {
 
 def get_issuer() -> CredentialIssuer:
     name = totp_settings.LOGIN_CREDENTIAL
-    cls = BUILTIN.get(name) or import_string(name)
+    try:
+        cls = BUILTIN.get(name) or import_string(name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"TOTP_LOGIN_CREDENTIAL = {name!r}: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, CredentialIssuer)):
         raise ImproperlyConfigured(
             "TOTP_LOGIN_CREDENTIAL must name a built-in issuer or a CredentialIssuer subclass."

@@ -72,10 +72,10 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
 
 def confirm(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
-) -> list[str]:
+) -> tuple[Accepted, list[str]]:
     """Confirm the pending device with its first code (whose step is consumed): 2FA is on.
 
-    Returns the recovery codes issued with it, to be shown once.
+    Returns the accepted code and the recovery codes issued with it, to be shown once.
     """
     device = TOTPDevice.objects.filter(user=user, is_confirmed=False).first()
     if device is None:
@@ -90,10 +90,10 @@ def confirm(
             **changes, is_confirmed=True, confirmed_at=now
         )
 
-    check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
+    accepted = check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
     codes = recovery.issue(user, now)
     signals.send_on_commit(signals.totp_enabled, user, request)
-    return codes
+    return accepted, codes
 
 
 def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:

@@ -35,9 +35,21 @@ class InvalidFormat(FieldError):
     default_code = "invalid_format"
 
 
+def lock_details(until: datetime, now: datetime) -> dict[str, Any]:
+    """What a client needs to show a countdown: ``locked_until`` and ``retry_after`` (seconds)."""
+    return {"locked_until": until.isoformat(), "retry_after": max(1, math.ceil((until - now).total_seconds()))}
+
+
 class InvalidToken(FieldError):
+    """A wrong code. If this failure started a lock, the body says until when."""
+
     default_detail = _("This code is not valid.")
     default_code = "invalid_token"
+
+    def __init__(self, *, locked_until: datetime | None = None, now: datetime | None = None):
+        super().__init__()
+        if locked_until is not None and now is not None:
+            self.extra = lock_details(locked_until, now)
 
 
 class TokenReused(FieldError):
@@ -52,9 +64,9 @@ class Locked(exceptions.APIException):
 
     def __init__(self, until: datetime, now: datetime):
         super().__init__()
-        self.until = until
+        self.extra = lock_details(until, now)
         # DRF's handler turns ``wait`` into the Retry-After header.
-        self.wait = max(1, math.ceil((until - now).total_seconds()))
+        self.wait = self.extra["retry_after"]
 
 
 class LockedOut(exceptions.APIException):
@@ -113,9 +125,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": first["message"], "code": first["code"], "errors": errors}
     else:
         response.data = {"detail": details["message"], "code": details["code"]}
-        if isinstance(exc, Locked):
-            response.data["locked_until"] = exc.until.isoformat()
-            response.data["retry_after"] = exc.wait
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        response.data["retry_after"] = math.ceil(exc.wait)
+    response.data.update(getattr(exc, "extra", {}))
     return response
 
 

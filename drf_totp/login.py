@@ -26,7 +26,8 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     credentials = {get_user_model().USERNAME_FIELD: username, "password": password}
     # Django's backends hash the password even for unknown users, so timing does not tell.
     user = authenticate(request, **credentials)
-    if user is None:
+    # Some backends (AllowAllUsersModelBackend) authenticate inactive users; we never log them in.
+    if user is None or not getattr(user, "is_active", True):
         raise exceptions.InvalidCredentials()
     device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)

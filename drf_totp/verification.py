@@ -82,8 +82,11 @@ def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
     return exceptions.InvalidToken()
 
 
-def _record_failure(device: TOTPDevice, now: datetime, request: Any) -> None:
-    """Count one wrong code and set the lock it earns, unless the row got locked meanwhile."""
+def _wrong_code(device: TOTPDevice, now: datetime, request: Any) -> Exception:
+    """Count one wrong code and set the lock it earns; return the error to answer with.
+
+    If the row got locked meanwhile, nothing is counted and the error says it is locked.
+    """
     *growing, (capped_at, cap) = lock_schedule()
     # The lock depends on the count before this failure (failure_count + 1 is the new count).
     lock = Case(
@@ -96,14 +99,17 @@ def _record_failure(device: TOTPDevice, now: datetime, request: Any) -> None:
     # assignments left to right, each seeing the columns already assigned.
     row = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
     if not row.update(locked_until=lock, failure_count=F("failure_count") + 1):
-        raise _refusal(device.pk, now)
+        return _refusal(device.pk, now)
     state = TOTPDevice.objects.filter(pk=device.pk).values("failure_count", "locked_until").first()
     if state is None:
-        return
+        return exceptions.InvalidToken()
     user = device.user
     signals.send_on_commit(signals.totp_failed, user, request, failure_count=state["failure_count"])
     if state["locked_until"] is not None and state["locked_until"] > now:
         signals.send_on_commit(signals.totp_locked, user, request, **state)
+        # Say at once that this failure started a lock, rather than on the next attempt.
+        return exceptions.InvalidToken(locked_until=state["locked_until"], now=now)
+    return exceptions.InvalidToken()
 
 
 def _success(now: datetime) -> dict[str, Any]:
@@ -116,8 +122,7 @@ def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, re
     totp = device.totp()
     step = otp.matching_step(totp, code, totp.timecode(now), totp_settings.VALID_WINDOW)
     if step is None:
-        _record_failure(device, now, request)
-        raise exceptions.InvalidToken()
+        raise _wrong_code(device, now, request)
     if step <= device.last_used_step:
         raise exceptions.TokenReused()
     gated = TOTPDevice.objects.filter(_unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step)
@@ -141,8 +146,7 @@ def _check_recovery(device: TOTPDevice, code: str, now: datetime, action: Action
     if not used:
         if candidates.exists():
             raise exceptions.TokenReused(_("This recovery code has already been used."))
-        _record_failure(device, now, request)
-        raise exceptions.InvalidToken()
+        raise _wrong_code(device, now, request)
     remaining = recovery.unused(device.user_id).count()
     signals.send_on_commit(signals.recovery_code_used, device.user, request, remaining=remaining)
 

@@ -74,7 +74,9 @@ class VerifyView(CodeAPIView):
 
     def post(self, request: Request) -> Response:
         token = self.validated(request)["token"]
-        codes = devices.confirm(request.user, token, request=request)
+        accepted, codes = devices.confirm(request.user, token, request=request)
+        # The code just proved the device: this credential passed the second factor.
+        marks.mark_request(request, accepted.device, accepted.at)
         body = {"detail": _("Two-factor authentication is enabled."), "enabled": True}
         return self.no_store({**body, "recovery_codes": codes})
 
@@ -124,11 +126,15 @@ class LoginAPIView(TOTPAPIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Resolve the issuer first: a bad setting must fail before a code or ticket is used up.
+        self.issuer = get_issuer()
+        super().initial(request, *args, **kwargs)
+
     def credential(
         self, user: AbstractBaseUser, device: TOTPDevice | None, now: Any
     ) -> Response:
-        body = get_issuer().issue(self.request, user, device, now)
-        return self.no_store(body)
+        return self.no_store(self.issuer.issue(self.request, user, device, now))
 
 
 class LoginView(LoginAPIView):
