@@ -63,9 +63,13 @@ class LockedFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [("yes", _("Yes")), ("no", _("No"))]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> QuerySet[TOTPDevice]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[TOTPDevice]
+    ) -> QuerySet[TOTPDevice]:
         # Locked for now, or locked out of TOTP until a recovery code or an unlock.
-        locked = Q(locked_until__gt=timezone.now()) | Q(failure_count__gte=totp_settings.MAX_FAILURES)
+        locked = Q(locked_until__gt=timezone.now()) | Q(
+            failure_count__gte=totp_settings.MAX_FAILURES
+        )
         if self.value() == "yes":
             return queryset.filter(locked)
         if self.value() == "no":
@@ -122,14 +126,17 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
-    @admin.action(description=_("Reset 2FA (delete device and recovery codes)"), permissions=["reset"])
+    @admin.action(
+        description=_("Reset 2FA (delete device and recovery codes)"), permissions=["reset"]
+    )
     def reset_2fa(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
         done = 0
         for user in _owners(queryset):
             with transaction.atomic():
                 # Logged before the delete: the entries name rows that are about to go.
                 self._log_deletions(request, self.get_queryset(request).filter(user=user))
-                done += devices.reset(user, request=request)
+                if devices.reset(user, request=request):
+                    done += 1
         self.message_user(
             request,
             ngettext(
@@ -152,10 +159,14 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
                 done += 1
                 for device in selected:
                     if device.user_id == user.pk:
-                        self.log_change(request, device, str(_("Unlocked: failures and lock cleared.")))
+                        self.log_change(
+                            request, device, str(_("Unlocked: failures and lock cleared."))
+                        )
         level = messages.SUCCESS if done else messages.INFO
         skipped = len({device.user_id for device in selected}) - done
-        text = ngettext("Unlocked %(count)d user.", "Unlocked %(count)d users.", done) % {"count": done}
+        text = ngettext("Unlocked %(count)d user.", "Unlocked %(count)d users.", done) % {
+            "count": done
+        }
         if skipped:
             text += " " + ngettext(
                 "%(count)d user was not locked.", "%(count)d users were not locked.", skipped

@@ -54,13 +54,13 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
         "failure_count": 0,
         "locked_until": None,
     }
-    mine = TOTPDevice.objects.filter(user=user, name=DEFAULT_NAME)
+    pending = TOTPDevice.objects.filter(user=user, name=DEFAULT_NAME, is_confirmed=False)
     # Two rounds: a concurrent request may create the row between our UPDATE and INSERT.
     for _round in range(2):
-        if mine.filter(is_confirmed=False).update(**fields):
-            break
-        if mine.filter(is_confirmed=True).exists():
+        if has_2fa(user):
             raise exceptions.AlreadyEnabled()
+        if pending.update(**fields):
+            break
         try:
             with transaction.atomic():
                 TOTPDevice.objects.create(user=user, name=DEFAULT_NAME, **fields)

@@ -18,7 +18,8 @@ import binascii
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.apps import apps
@@ -49,6 +50,8 @@ PERIOD_RANGE = (15, 120)
 LEGACY_AUTH_TABLE = "drf_totp_totpauth"
 LEGACY_BACKUP_TABLE = "drf_totp_totpbackupcode"
 _LEGACY_FERNET_PREFIX = "fernet$"
+
+ALREADY_ENABLED = "the user already has a drf_totp device"
 
 
 @dataclass(frozen=True)
@@ -110,20 +113,31 @@ class _Writer:
         self.dry_run = dry_run
         self.now = now
         self.taken: dict[Any, str] = {}
-        self.existing = set(TOTPDevice.objects.values_list("user_id", flat=True).distinct())
+        # User id -> whether their drf_totp device is confirmed (True wins over a pending one).
+        self.existing: dict[Any, bool] = {}
+        for user_id, confirmed in TOTPDevice.objects.values_list("user_id", "is_confirmed"):
+            self.existing[user_id] = self.existing.get(user_id, False) or confirmed
 
     def busy(self, user_id: Any) -> str | None:
         """Why ``user_id`` cannot get an imported device, or None if it can."""
         if user_id in self.taken:
             return f"{self.taken[user_id]} was imported for this user"
+        if self.existing.get(user_id):
+            return ALREADY_ENABLED
         if user_id in self.existing:
-            return "the user already has a drf_totp device"
+            # Not replaced: the user may have just scanned that secret. An admin decides.
+            return (
+                "the user has a pending drf_totp enrollment; finish it, or reset it "
+                "(totp_reset) and import again"
+            )
         return None
 
     def add(self, report: Report, candidate: _Candidate) -> None:
+        # Authenticator apps show secrets in groups and any case; pyotp wants neither padding.
+        candidate.secret = candidate.secret.replace(" ", "").upper().rstrip("=")
         reason = self.busy(candidate.user_id) or _unsupported(candidate)
         if reason is None and not self.dry_run and not self._write(candidate):
-            reason = "the user already has a drf_totp device"
+            reason = "the user got a drf_totp device during the import"
         if reason is not None:
             report.skipped.append(Skipped(candidate.user, candidate.origin, reason))
             return
@@ -151,7 +165,7 @@ class _Writer:
                     algorithm=Algorithm.SHA1,
                     is_confirmed=True,
                     created_at=candidate.created_at,
-                    # When it was confirmed is not known; it was by the time it was created.
+                    # No source records when a device was confirmed; its creation stands in.
                     confirmed_at=candidate.created_at,
                     last_used_at=candidate.last_used_at,
                     last_used_step=candidate.last_used_step,
@@ -259,7 +273,9 @@ def _from_django_otp(writer: _Writer) -> Report:
         origin = f'django-otp TOTPDevice #{device.pk} "{device.name}"'
         user = _username(device.user)
         if not device.confirmed:
-            report.skipped.append(Skipped(user, origin, "not confirmed (enrollment never finished)"))
+            report.skipped.append(
+                Skipped(user, origin, "not confirmed (enrollment never finished)")
+            )
             continue
         if device.t0 != 0:
             reason = (
@@ -277,7 +293,7 @@ def _from_django_otp(writer: _Writer) -> Report:
             user_id=device.user_id,
             user=user,
             origin=origin,
-            secret=base64.b32encode(key).decode("ascii").rstrip("="),
+            secret=base64.b32encode(key).decode("ascii"),
             digits=device.digits,
             period=device.step,
             created_at=getattr(device, "created_at", None) or writer.now,
@@ -343,7 +359,8 @@ def _from_allauth(writer: _Writer) -> Report:
         return report
     adapter = get_adapter()
     digits, period = mfa_settings.TOTP_DIGITS, mfa_settings.TOTP_PERIOD
-    tolerance = mfa_settings.TOTP_TOLERANCE
+    # Before MFA_TOTP_TOLERANCE existed (allauth 65.x), only the current step was accepted.
+    tolerance = getattr(mfa_settings, "TOTP_TOLERANCE", 0)
     kinds = Authenticator.Type
     rows = Authenticator.objects.select_related("user").order_by("user_id", "pk")
     by_user: dict[Any, dict[str, list[Any]]] = {}
@@ -370,7 +387,9 @@ def _from_allauth(writer: _Writer) -> Report:
                 )
             )
         for row in totp:
-            candidate = _allauth_candidate(row, adapter, digits, period, tolerance, writer.now, report)
+            candidate = _allauth_candidate(
+                row, adapter, digits, period, tolerance, writer.now, report
+            )
             if candidate is None:
                 continue
             if codes:
@@ -395,7 +414,7 @@ def _allauth_candidate(
         user_id=row.user_id,
         user=user,
         origin=origin,
-        secret=str(secret).replace(" ", "").rstrip("="),
+        secret=str(secret),
         digits=digits,
         period=period,
         created_at=row.created_at or now,
@@ -460,7 +479,9 @@ def _from_drf_totp_0(writer: _Writer) -> Report:
             report.skipped.append(Skipped(name, origin, f"no user with id {row['user_id']}"))
             continue
         if not row["otp_verified"]:
-            report.skipped.append(Skipped(name, origin, "not confirmed (enrollment never finished)"))
+            report.skipped.append(
+                Skipped(name, origin, "not confirmed (enrollment never finished)")
+            )
             continue
         backup = unused_backup.get(row["id"], 0)
         if backup:
@@ -482,7 +503,7 @@ def _from_drf_totp_0(writer: _Writer) -> Report:
             user_id=row["user_id"],
             user=name,
             origin=origin,
-            secret=secret.replace(" ", "").rstrip("="),
+            secret=secret,
             digits=digits,
             period=period,
             created_at=_aware(row["created_at"]) or writer.now,
@@ -518,7 +539,7 @@ def _legacy_rows() -> tuple[list[dict[str, Any]], bool]:
             f"SELECT {', '.join(quote(c) for c in wanted)} FROM {quote(LEGACY_AUTH_TABLE)} "
             f"ORDER BY {quote('id')}"
         )
-        rows = [dict(zip(wanted, values)) for values in cursor.fetchall()]
+        rows = [dict(zip(wanted, values, strict=True)) for values in cursor.fetchall()]
     return rows, "last_used_step" in present
 
 
@@ -587,11 +608,15 @@ def import_all(
     names = list(SOURCES if sources is None else sources)
     unknown = [name for name in names if name not in _READERS]
     if unknown:
-        raise ValueError(f"Unknown source(s): {', '.join(unknown)}; choose from {', '.join(SOURCES)}.")
+        raise ValueError(
+            f"Unknown source(s): {', '.join(unknown)}; choose from {', '.join(SOURCES)}."
+        )
     return _run([_READERS[name] for name in names], dry_run, now)
 
 
-def _run(readers: list[Callable[[_Writer], Report]], dry_run: bool, now: datetime | None) -> list[Report]:
+def _run(
+    readers: list[Callable[[_Writer], Report]], dry_run: bool, now: datetime | None
+) -> list[Report]:
     now = now or timezone.now()
     with transaction.atomic():
         writer = _Writer(dry_run=dry_run, now=now)

@@ -245,3 +245,14 @@ def test_device_enrolled_with_six_digits_keeps_working_after_digits_change_to_ei
     assert len(code) == 6
     assert response.status_code == 200, response.content
     assert TOTPDevice.objects.get(user=user).digits == 6
+
+
+def test_generate_is_a_conflict_whatever_the_confirmed_device_is_named(
+    auth_client, user, make_device
+):
+    make_device(user, name="imported phone")
+
+    response = auth_client.post(GENERATE, format="json")
+
+    assert_conflict(response, "already_enabled")
+    assert TOTPDevice.objects.filter(user=user).count() == 1

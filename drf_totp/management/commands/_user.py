@@ -20,9 +20,7 @@ class UserCommand(BaseCommand):
         try:
             return user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist:
-            raise CommandError(
-                f"No user with {user_model.USERNAME_FIELD} {username!r}."
-            ) from None
+            raise CommandError(f"No user with {user_model.USERNAME_FIELD} {username!r}.") from None
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.handle_user(self.get_user(options["username"]), **options)

@@ -18,4 +18,6 @@ class Command(BaseCommand):
             count += TOTPDevice.objects.filter(pk=device.pk, created_at=device.created_at).update(
                 secret=device.secret
             )
-        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} secret(s) under the newest key."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Re-encrypted {count} secret(s) under the newest key.")
+        )

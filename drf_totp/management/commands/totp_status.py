@@ -30,7 +30,9 @@ class Command(UserCommand):
             lines.append(f"Confirmed at: {_when(state.confirmed_at, 'unknown')}")
             lines.append(f"Last used at: {_when(state.last_used_at)}")
             if state.locked_out:
-                locked = "locked out (authenticator codes refused until a recovery code or totp_unlock)"
+                locked = (
+                    "locked out (authenticator codes refused until a recovery code or totp_unlock)"
+                )
             elif state.locked_until is not None:
                 locked = f"until {_when(state.locked_until)}"
             else:
