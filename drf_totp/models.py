@@ -99,7 +99,8 @@ class RecoveryCode(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} ({_('used') if self.used_at else _('unused')})"
+        state = _("used") if self.used_at else _("unused")
+        return f"{self.user} ({state})"
 
 
 class VerifiedToken(models.Model):

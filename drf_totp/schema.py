@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+    OpenApiViewExtension,
+)
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 
 from . import serializers
 
+# Translatable like the serializers' help texts: ``spectacular --lang de`` renders them in German.
 ERRORS = {
-    400: "Invalid input, a wrong or reused code, or a bad ticket.",
-    401: "Not authenticated.",
-    403: "Not allowed (CSRF, permission), or locked out after too many failures.",
-    409: "The request does not fit the user's 2FA state.",
-    415: "The body is not JSON.",
-    429: "Locked after wrong codes, or throttled; see Retry-After.",
+    400: _("Invalid input, a wrong or reused code, or a bad ticket."),
+    401: _("Not authenticated."),
+    403: _("Not allowed (CSRF, permission), or locked out after too many failures."),
+    409: _("The request does not fit the user's 2FA state."),
+    415: _("The body is not JSON."),
+    429: _("Locked after wrong codes, or throttled; see Retry-After."),
 }
 
 
@@ -43,6 +49,22 @@ class TokenFieldSchema(OpenApiSerializerFieldExtension):
         }
 
 
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """Request bodies refuse undeclared keys (400 ``unexpected_field``): ``additionalProperties``
+    is false. A body without a docstring of its own gets no description (StrictSerializer's is
+    about the implementation, not the API)."""
+
+    target_class = "drf_totp.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        if not type(self.target).__doc__:
+            schema.pop("description", None)
+        return schema
+
+
 def _annotated(view: type, **schema: Any) -> type:
     """``view`` with ``extend_schema(**schema)`` on its one handler."""
     method = "get" if hasattr(view, "get") else "post"
@@ -56,7 +78,11 @@ def _extension(target: str, **schema: Any) -> None:
         return _annotated(self.target_class, **schema)
 
     name = target.rsplit(".", 1)[1] + "Schema"
-    type(name, (OpenApiViewExtension,), {"target_class": target, "view_replacement": view_replacement})
+    type(
+        name,
+        (OpenApiViewExtension,),
+        {"target_class": target, "view_replacement": view_replacement},
+    )
 
 
 TAGS = ["2FA"]
@@ -65,49 +91,49 @@ CODE_ERRORS = (400, 401, 403, 409, 415, 429)
 _extension(
     "drf_totp.views.GenerateView",
     tags=TAGS,
-    summary="Start (or restart) enrollment",
+    summary=_("Start (or restart) enrollment"),
     request=serializers.EmptySerializer,
     responses=responses(serializers.GenerateResponseSerializer, 400, 401, 403, 409, 415),
 )
 _extension(
     "drf_totp.views.VerifyView",
     tags=TAGS,
-    summary="Confirm the pending device: 2FA on",
+    summary=_("Confirm the pending device: 2FA on"),
     responses=responses(serializers.ConfirmedSerializer, *CODE_ERRORS),
 )
 _extension(
     "drf_totp.views.StatusView",
     tags=TAGS,
-    summary="The user's 2FA state",
+    summary=_("The user's 2FA state"),
     responses=responses(serializers.StatusSerializer, 401, 403),
 )
 _extension(
     "drf_totp.views.ValidateView",
     tags=TAGS,
-    summary="Check a code (the second factor)",
+    summary=_("Check a code (the second factor)"),
     responses=responses(serializers.EnabledSerializer, *CODE_ERRORS),
 )
 _extension(
     "drf_totp.views.DisableView",
     tags=TAGS,
-    summary="Turn 2FA off",
+    summary=_("Turn 2FA off"),
     responses=responses(serializers.EnabledSerializer, *CODE_ERRORS),
 )
 _extension(
     "drf_totp.views.RecoveryCodesView",
     tags=TAGS,
-    summary="Replace the recovery codes",
+    summary=_("Replace the recovery codes"),
     responses=responses(serializers.RecoveryCodesSerializer, *CODE_ERRORS),
 )
 _extension(
     "drf_totp.views.LoginView",
     tags=TAGS,
-    summary="Log in, step one: password",
+    summary=_("Log in, step one: password"),
     responses=responses(serializers.LoginResponseSerializer, 400, 415, 429),
 )
 _extension(
     "drf_totp.views.LoginVerifyView",
     tags=TAGS,
-    summary="Log in, step two: ticket and code",
+    summary=_("Log in, step two: ticket and code"),
     responses=responses(serializers.LoginResponseSerializer, 400, 403, 409, 415, 429),
 )

@@ -67,5 +67,7 @@ class LoginUsernameThrottle(RateFromSettingsThrottle):
         if not isinstance(username, str) or not username:
             return None
         # As the login serializer reads it (trimmed), and without regard to case.
-        ident = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+        # surrogatepass: JSON may carry a lone surrogate, which strict UTF-8 cannot encode.
+        key = username.strip().casefold().encode("utf-8", "surrogatepass")
+        ident = hashlib.sha256(key).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
