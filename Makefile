@@ -60,3 +60,45 @@ demo: venv
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache *.egg-info example/db.sqlite3
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# --- Documentation and the version matrix ---------------------------------------------------
+#
+#   make docs                         the site in docs/ into build/site (mkdocs build --strict)
+#   make matrix                       the test suite on the oldest and the newest supported
+#                                     Django x DRF pair, with nox (noxfile.py; SQLite)
+#   make matrix NOX_ARGS="-s lint typecheck"    other nox sessions (`.venv/bin/nox -l` lists them)
+#
+# Both use $(VENV): docs installs the `docs` extra into it; matrix installs nox and uv into it,
+# and nox makes its own virtualenvs under build/nox.
+
+NOX_SPEC ?= nox[uv]>=2026.10.20,<2027
+NOX_ARGS ?= -t oldest newest
+
+.PHONY: docs matrix
+
+docs:
+	$(MAKE) venv EXTRAS="$(if $(EXTRAS),$(EXTRAS)$(comma))docs"
+	$(VENV_PY) -m mkdocs build --strict --site-dir build/site
+
+matrix: $(VENV_PY)
+	$(VENV_PY) -m pip install --quiet "$(NOX_SPEC)"
+	$(VENV_PY) -m nox $(NOX_ARGS)
+
+# --- Translations ------------------------------------------------------------------------------
+#
+#   make messages                     re-extract the strings of drf_totp/ into its catalogs
+#                                     (drf_totp/locale/*/LC_MESSAGES/django.po; new strings
+#                                     arrive untranslated) and compile each to django.mo
+#   make messages LOCALES="de es fr it"   also start an Italian catalog
+#
+# Both the .po and the .mo files are committed. Needs GNU gettext (msgmerge, msgfmt, xgettext).
+
+LOCALES ?= de es fr
+
+.PHONY: messages
+
+messages: venv
+	cd drf_totp && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH="$(CURDIR)" \
+		$(VENV_PY) -m django makemessages $(addprefix -l ,$(LOCALES)) --add-location file
+	cd drf_totp && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH="$(CURDIR)" \
+		$(VENV_PY) -m django compilemessages
