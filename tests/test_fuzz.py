@@ -327,8 +327,8 @@ def test_throttled_requests_conform(wsgi_app, user, token_header, settings):
 # default rates, since the login throttle reads the body.
 HOSTILE = {"surrogate": "\ud800", "nul": "a\x00b"}
 PLAIN = {"token": "123456", "ticket": "not-a-ticket", "username": "alice", "password": "secret"}
-# drf_totp/throttling.py, LoginUsernameThrottle.get_cache_key: `username...encode()` raises
-# UnicodeEncodeError on a lone surrogate before the serializer can refuse it: a 500.
+
+
 def body_fields(label: str) -> list[str]:
     """The properties of the operation's JSON request body."""
     method, path = label.split(" ", 1)

@@ -26,9 +26,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "drf_totp"
 LOCALES = ["de", "es", "fr"]
 VALIDATE = "/auth/otp/validate/"
 
-# gettext calls inside f-strings, which xgettext cannot see, so they never reach a catalog.
-# drf_totp/models.py, RecoveryCode.__str__: _("used") / _("unused"). Remove them from this set
-# once that code is fixed and `make messages` has picked them up (then translate them).
+
 def po_path(locale: str) -> Path:
     return PACKAGE / "locale" / locale / "LC_MESSAGES" / "django.po"
 
