@@ -21,8 +21,6 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("drf_spectacular")
 
-from django.core.cache import caches  # noqa: E402
-from django.core.cache.backends.dummy import DummyCache  # noqa: E402
 from django.core.signals import request_finished, request_started  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
@@ -309,9 +307,8 @@ def test_refused_requests_conform(wsgi_app, user):
     assert (response.status_code, body["code"]) == (415, "unsupported_media_type")
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_throttled_requests_conform(wsgi_app, user, token_header, settings):
-    if isinstance(caches["default"], DummyCache):
-        pytest.skip("DummyCache keeps no throttle history")
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**dict.fromkeys(DEFAULT_RATES), "totp_user": "1/min"},

@@ -387,6 +387,7 @@ def login_rates(settings, **rates):
     }
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_password_step_is_throttled_per_client_ip(api_client, user, password, settings):
     login_rates(settings, ip="2/min")
     here = {"REMOTE_ADDR": "192.0.2.1"}
@@ -398,6 +399,7 @@ def test_password_step_is_throttled_per_client_ip(api_client, user, password, se
     assert elsewhere.status_code == 400
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_password_step_is_throttled_per_username_across_ips(api_client, user, password, settings):
     login_rates(settings, user="2/min")
 
@@ -415,6 +417,7 @@ def test_password_step_is_throttled_per_username_across_ips(api_client, user, pa
     assert other_name.status_code == 400
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_username_throttle_counts_unknown_usernames_too(api_client, db, settings):
     login_rates(settings, user="1/min")
 
@@ -435,6 +438,7 @@ def test_surrounding_whitespace_in_the_username_reaches_the_same_account(
     assert session.get_decoded()["_auth_user_id"] == str(user.pk)
 
 
+@pytest.mark.usefixtures("counting_cache")
 @pytest.mark.parametrize("variant", ["ALICE", " alice", "alice ", "\talice"])
 def test_username_throttle_is_not_evaded_by_spelling_the_username_differently(
     api_client, user, password, settings, variant
@@ -448,6 +452,7 @@ def test_username_throttle_is_not_evaded_by_spelling_the_username_differently(
     assert response.status_code == 429, response.content
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_verify_step_is_throttled_per_client_ip_with_the_password_step(
     api_client, user, password, totp_device, authenticator, settings
 ):
@@ -463,6 +468,7 @@ def test_verify_step_is_throttled_per_client_ip_with_the_password_step(
     assert elsewhere.status_code == 400
 
 
+@pytest.mark.usefixtures("counting_cache")
 def test_login_throttles_apply_by_default(api_client, user, password):
     answers = [password_step(api_client, "alice", "guess").status_code for _ in range(11)]
 

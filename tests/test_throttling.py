@@ -10,8 +10,6 @@ skipped there (the first layer does not need a cache; see test_races.py and test
 from __future__ import annotations
 
 import pytest
-from django.core.cache import caches
-from django.core.cache.backends.dummy import DummyCache
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
@@ -29,12 +27,6 @@ pytestmark = pytest.mark.usefixtures("clock")
 
 # Well-formed JSON, malformed code: a 400 that writes nothing, so only the throttle counts it.
 MALFORMED = "not-a-code"
-
-
-@pytest.fixture
-def counting_cache():
-    if isinstance(caches["default"], DummyCache):
-        pytest.skip("DummyCache keeps no throttle history")
 
 
 @pytest.fixture
