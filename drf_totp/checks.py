@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import Fernet
-from django.core.exceptions import ImproperlyConfigured
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 
 from .models import Algorithm
@@ -25,8 +25,8 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]
         return [
             Error(
                 "TOTP_ENCRYPTION_KEYS must be a list of Fernet keys, newest first.",
-                hint="Generate one with: python -c \"from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())\"",
+                hint='Generate one with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"',
                 id="drf_totp.E001",
             )
         ]
@@ -89,7 +89,10 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
     rates = api_settings.DEFAULT_THROTTLE_RATES or {}
     for scope in DEFAULT_RATES:
         if scope in rates and rates[scope] is None:
-            warn(f"The '{scope}' throttle is disabled; only the database lock limits guesses.", "W004")
+            warn(
+                f"The '{scope}' throttle is disabled; only the database lock limits guesses.",
+                "W004",
+            )
     return messages
 
 

@@ -8,7 +8,7 @@ second factor was passed, in a form ``IsOTPVerified`` can read back for that cre
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import login, user_logged_in
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -44,7 +44,7 @@ class SessionIssuer(CredentialIssuer):
         # Django's login() keeps the key of a session the same user already had (e.g. from the
         # admin); a session that gains the 2FA mark must be one nobody knew before.
         request._request.session.cycle_key()
-        login(request._request, user)
+        login(request._request, cast(Any, user))  # django-stubs types it for auth.User only
         if device is not None:
             marks.mark_session(request._request.session, device, now)
         get_token(request._request)  # sets the CSRF cookie on the response

@@ -23,6 +23,9 @@ _HKDF_INFO = b"drf_totp secret encryption v1"
 TOKEN_PREFIX = "gAAAAA"
 
 
+# Called for every secret read or written. A pure function of its argument: memoized, so HKDF
+# runs once per key, while the settings that name the keys are still read on every call.
+@lru_cache(maxsize=16)
 def derive_key(secret_key: str) -> bytes:
     """Return a Fernet key derived from a Django ``SECRET_KEY`` with HKDF-SHA256."""
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
@@ -33,7 +36,9 @@ def derive_key(secret_key: str) -> bytes:
 
 def configured_keys() -> tuple[bytes, ...]:
     """All keys able to decrypt, the one that encrypts first."""
-    explicit = tuple(k.encode() if isinstance(k, str) else bytes(k) for k in totp_settings.ENCRYPTION_KEYS)
+    explicit = tuple(
+        k.encode() if isinstance(k, str) else bytes(k) for k in totp_settings.ENCRYPTION_KEYS
+    )
     django_keys = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ()))
     return explicit + tuple(derive_key(k) for k in django_keys)
 
@@ -53,4 +58,3 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     return fernet().decrypt(token.encode("ascii")).decode()
-

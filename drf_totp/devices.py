@@ -9,7 +9,8 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -67,7 +68,7 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
             break
         except IntegrityError:
             continue
-    return TOTPDevice(user=user, name=DEFAULT_NAME, **fields)
+    return TOTPDevice(user=cast(Any, user), name=DEFAULT_NAME, **fields)
 
 
 def confirm(
@@ -179,23 +180,30 @@ class Status:
     recovery_codes_remaining: int
 
 
-def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
-    """The user's 2FA state, in one read that never decrypts the secret."""
-    now = now or timezone.now()
+@cache
+def _status_rows() -> QuerySet[TOTPDevice]:
+    """The query of ``status`` for every user. Building it (the subquery, the annotation) costs
+    more than running it, and it depends on no setting: built once, then filtered per user."""
     remaining = (
         recovery.unused(OuterRef("user_id")).values("user_id").annotate(n=Count("pk")).values("n")
     )
-    row = (
-        TOTPDevice.objects.filter(user=user)
-        .order_by("-is_confirmed")
+    return (
+        TOTPDevice.objects.order_by("-is_confirmed")
         .values("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
         .annotate(remaining=Coalesce(Subquery(remaining), 0))
-        .first()
     )
+
+
+def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
+    """The user's 2FA state, in one read that never decrypts the secret."""
+    now = now or timezone.now()
+    row = _status_rows().filter(user_id=user.pk).first()
     if row is None:
         return Status(False, False, None, None, None, False, 0)
     enabled = row["is_confirmed"]
-    locked_until = row["locked_until"] if row["locked_until"] and row["locked_until"] > now else None
+    locked_until = (
+        row["locked_until"] if row["locked_until"] and row["locked_until"] > now else None
+    )
     return Status(
         enabled=enabled,
         pending=not enabled,

@@ -37,7 +37,10 @@ class InvalidFormat(FieldError):
 
 def lock_details(until: datetime, now: datetime) -> dict[str, Any]:
     """What a client needs to show a countdown: ``locked_until`` and ``retry_after`` (seconds)."""
-    return {"locked_until": until.isoformat(), "retry_after": max(1, math.ceil((until - now).total_seconds()))}
+    return {
+        "locked_until": until.isoformat(),
+        "retry_after": max(1, math.ceil((until - now).total_seconds())),
+    }
 
 
 class InvalidToken(FieldError):
@@ -118,15 +121,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    details = exc.get_full_details()
+    details: Any = exc.get_full_details()
     if isinstance(exc.detail, (dict, list)):
         errors = _flatten(details)
         first = next(iter(errors.values()))[0]
         response.data = {"detail": first["message"], "code": first["code"], "errors": errors}
     else:
         response.data = {"detail": details["message"], "code": details["code"]}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response.data["retry_after"] = math.ceil(exc.wait)
+    wait = getattr(exc, "wait", None)  # Throttled, and our Locked
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        response.data["retry_after"] = math.ceil(wait)
     response.data.update(getattr(exc, "extra", {}))
     return response
 

@@ -20,7 +20,7 @@ class EncryptedTextField(models.TextField):
 
     def value_to_string(self, obj: models.Model) -> str:
         value = self.value_from_object(obj)
-        return "" if value is None else crypto.encrypt(value)
+        return "" if value is None else crypto.encrypt(str(value))
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         return None if value is None else crypto.decrypt(value)

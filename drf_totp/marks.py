@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections, router
+from django.db.models.constants import OnConflict
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
@@ -42,15 +43,37 @@ def mark_session(session: Any, device: TOTPDevice, now: datetime) -> None:
     session[SESSION_KEY] = {"device": device.pk, "at": int(now.timestamp())}
 
 
+_MARK_FIELDS = ("digest", "user", "device_id", "verified_at")
+_MARK_UPDATES = ("user", "device_id", "verified_at")
+
+
 def mark_token(digest: str, device: TOTPDevice, now: datetime) -> None:
     # One upsert statement: INSERT ... ON CONFLICT (digest) DO UPDATE, or on MySQL/MariaDB
     # ON DUPLICATE KEY UPDATE, which takes no conflict target (digest is the only unique key).
-    features = connections[router.db_for_write(VerifiedToken)].features
-    VerifiedToken.objects.bulk_create(
-        [VerifiedToken(digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now)],
-        update_conflicts=True,
-        unique_fields=["digest"] if features.supports_update_conflicts_with_target else None,
-        update_fields=["user", "device_id", "verified_at"],
+    using = router.db_for_write(VerifiedToken)
+    with_target = connections[using].features.supports_update_conflicts_with_target
+    row = VerifiedToken(digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now)
+    queryset = VerifiedToken.objects.using(using)
+    # bulk_create() wraps its statements in a transaction (it may need several batches): in
+    # autocommit that is a BEGIN and a COMMIT around our one statement, two more round trips on
+    # every validate with a token. _insert() is the step of bulk_create() that runs the
+    # statement; it is private, so bulk_create() stays the fallback.
+    insert = getattr(queryset, "_insert", None)
+    if insert is None:
+        queryset.bulk_create(
+            [row],
+            update_conflicts=True,
+            unique_fields=["digest"] if with_target else None,
+            update_fields=list(_MARK_UPDATES),
+        )
+        return
+    field = VerifiedToken._meta.get_field
+    insert(
+        [row],
+        fields=[field(name) for name in _MARK_FIELDS],
+        on_conflict=OnConflict.UPDATE,
+        update_fields=[field(name) for name in _MARK_UPDATES],
+        unique_fields=[field("digest")] if with_target else None,
     )
 
 

@@ -32,12 +32,16 @@ class TOTPDevice(models.Model):
         _("secret"), help_text=_("The shared secret, base32; stored encrypted (Fernet).")
     )
     digits = models.PositiveSmallIntegerField(_("digits"), default=6)
-    period = models.PositiveSmallIntegerField(_("period"), default=30, help_text=_("Seconds per step."))
+    period = models.PositiveSmallIntegerField(
+        _("period"), default=30, help_text=_("Seconds per step.")
+    )
     algorithm = models.CharField(
         _("algorithm"), max_length=6, choices=Algorithm.choices, default=Algorithm.SHA1
     )
     is_confirmed = models.BooleanField(
-        _("confirmed"), default=False, help_text=_("Set once the user proved the app produces codes.")
+        _("confirmed"),
+        default=False,
+        help_text=_("Set once the user proved the app produces codes."),
     )
     created_at = models.DateTimeField(_("created at"))
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
@@ -45,7 +49,9 @@ class TOTPDevice(models.Model):
     last_used_step = models.BigIntegerField(
         _("last used step"),
         default=0,
-        help_text=_("Time step of the last accepted code; codes of this step or earlier are refused."),
+        help_text=_(
+            "Time step of the last accepted code; codes of this step or earlier are refused."
+        ),
     )
     use_count = models.PositiveBigIntegerField(
         _("uses"), default=0, help_text=_("Codes accepted so far (TOTP and recovery).")
@@ -54,14 +60,19 @@ class TOTPDevice(models.Model):
         _("consecutive failures"), default=0, help_text=_("Wrong codes since the last success.")
     )
     locked_until = models.DateTimeField(
-        _("locked until"), null=True, blank=True, help_text=_("No code is checked before this time.")
+        _("locked until"),
+        null=True,
+        blank=True,
+        help_text=_("No code is checked before this time."),
     )
 
     class Meta:
         verbose_name = _("TOTP device")
         verbose_name_plural = _("TOTP devices")
         constraints = [
-            models.UniqueConstraint(fields=["user", "name"], name="drf_totp_device_unique_user_name"),
+            models.UniqueConstraint(
+                fields=["user", "name"], name="drf_totp_device_unique_user_name"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -95,7 +106,9 @@ class RecoveryCode(models.Model):
         verbose_name = _("recovery code")
         verbose_name_plural = _("recovery codes")
         constraints = [
-            models.UniqueConstraint(fields=["user", "digest"], name="drf_totp_recovery_unique_digest"),
+            models.UniqueConstraint(
+                fields=["user", "digest"], name="drf_totp_recovery_unique_digest"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -116,7 +129,10 @@ class VerifiedToken(models.Model):
         verbose_name=_("user"),
     )
     digest = models.CharField(
-        _("digest"), max_length=128, unique=True, help_text=_("SHA-256 of the token, or knox's digest.")
+        _("digest"),
+        max_length=128,
+        unique=True,
+        help_text=_("SHA-256 of the token, or knox's digest."),
     )
     device_id = models.BigIntegerField(
         _("device"), help_text=_("The device that passed; a re-enrolled device does not count.")

@@ -53,7 +53,9 @@ def digests(code: str) -> list[str]:
 def issue(user: AbstractBaseUser, now: datetime) -> list[str]:
     """Replace the user's recovery codes with a new set; return the codes, shown once."""
     codes = [generate() for _ in range(totp_settings.RECOVERY_CODES_COUNT)]
-    rows = [RecoveryCode(user=user, digest=digests(code)[0], created_at=now) for code, _ in codes]
+    rows = [
+        RecoveryCode(user_id=user.pk, digest=digests(code)[0], created_at=now) for code, _ in codes
+    ]
     with transaction.atomic():
         RecoveryCode.objects.filter(user=user).delete()
         RecoveryCode.objects.bulk_create(rows)

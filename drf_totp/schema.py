@@ -6,7 +6,7 @@ the schema is generated, and nothing here runs while serving requests.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import (
@@ -75,7 +75,7 @@ def _annotated(view: type, **schema: Any) -> type:
 
 def _extension(target: str, **schema: Any) -> None:
     def view_replacement(self: OpenApiViewExtension) -> type:
-        return _annotated(self.target_class, **schema)
+        return _annotated(cast(type, self.target_class), **schema)
 
     name = target.rsplit(".", 1)[1] + "Schema"
     type(

@@ -23,7 +23,7 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, Mapping):
             unexpected = sorted(set(data) - set(self.fields))
             if unexpected:
-                message = _("Unexpected field.")
+                message = str(_("Unexpected field."))
                 raise serializers.ValidationError(
                     {key: [ErrorDetail(message, code="unexpected_field")] for key in unexpected}
                 )
@@ -58,14 +58,19 @@ class EmptySerializer(StrictSerializer):
 
 class TokenSerializer(StrictSerializer):
     token = TokenField(
-        help_text=_("The current code from the authenticator app, e.g. \"123456\", or where "
-        "accepted a recovery code, e.g. \"ABCDE-FGHJK-MNPQR-STVWX\".")
+        help_text=_(
+            'The current code from the authenticator app, e.g. "123456", or where '
+            'accepted a recovery code, e.g. "ABCDE-FGHJK-MNPQR-STVWX".'
+        )
     )
 
 
 class DisableSerializer(TokenSerializer):
     password = serializers.CharField(
-        required=False, trim_whitespace=False, max_length=4096, write_only=True,
+        required=False,
+        trim_whitespace=False,
+        max_length=4096,
+        write_only=True,
         help_text=_("The account password; required when TOTP_DISABLE_REQUIRES_PASSWORD is on."),
     )
 
@@ -114,8 +119,6 @@ class StatusSerializer(serializers.Serializer):
     recovery_codes_remaining = serializers.IntegerField()
 
 
-
-
 class EnabledSerializer(serializers.Serializer):
     detail = serializers.CharField()
     enabled = serializers.BooleanField()
@@ -155,7 +158,8 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField(help_text=_("Stable, machine-readable."))
-    errors = serializers.DictField(
+    # A field named like Serializer.errors: DRF's metaclass takes it out of the class attributes.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=FieldErrorSerializer(many=True), required=False, help_text=_("Per input field.")
     )
     retry_after = serializers.IntegerField(required=False, help_text=_("With code 'locked'."))

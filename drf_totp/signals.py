@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 
+
 class Event(Signal):
     """A signal that knows its name, for the log line sent with it."""
 
@@ -50,8 +51,9 @@ def send_on_commit(signal: Event, user: Any, request: Any = None, **extra: Any) 
 
     def send() -> None:
         level = logging.WARNING if signal.name in _WARNINGS else logging.INFO
-        details = "".join(f" {key}={value}" for key, value in sorted(extra.items()))
-        logger.log(level, "%s user=%s%s", signal.name, user.pk, details)
+        if logger.isEnabledFor(level):  # every accepted code passes here: format only if logged
+            details = "".join(f" {key}={value}" for key, value in sorted(extra.items()))
+            logger.log(level, "%s user=%s%s", signal.name, user.pk, details)
         signal.send(sender=type(user), user=user, request=request, **extra)
 
     transaction.on_commit(send)

@@ -25,9 +25,12 @@ DEFAULT_RATES = {
 class RateFromSettingsThrottle(SimpleRateThrottle):
     """A throttle whose rate is looked up when it is used, with our default for its scope."""
 
+    scope: str
+
     def get_rate(self) -> str | None:
         rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-        return rates[self.scope] if self.scope in rates else DEFAULT_RATES.get(self.scope)
+        rate = rates[self.scope] if self.scope in rates else DEFAULT_RATES.get(self.scope)
+        return None if rate is None else str(rate)
 
 
 class CodeUserThrottle(RateFromSettingsThrottle):

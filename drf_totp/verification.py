@@ -114,7 +114,12 @@ def _wrong_code(device: TOTPDevice, now: datetime, request: Any) -> Exception:
 
 def _success(now: datetime) -> dict[str, Any]:
     """Columns every accepted code sets (TOTP adds its step)."""
-    return {"last_used_at": now, "use_count": F("use_count") + 1, "failure_count": 0, "locked_until": None}
+    return {
+        "last_used_at": now,
+        "use_count": F("use_count") + 1,
+        "failure_count": 0,
+        "locked_until": None,
+    }
 
 
 def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, request: Any) -> None:
@@ -125,20 +130,28 @@ def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, re
         raise _wrong_code(device, now, request)
     if step <= device.last_used_step:
         raise exceptions.TokenReused()
-    gated = TOTPDevice.objects.filter(_unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step)
+    gated = TOTPDevice.objects.filter(
+        _unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step
+    )
     changes = {"last_used_step": step, **_success(now)}
     if not action(gated, changes):
         raise _refusal(device.pk, now, step)
 
 
-def _check_recovery(device: TOTPDevice, code: str, now: datetime, action: Action, request: Any) -> None:
+def _check_recovery(
+    device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
+) -> None:
     _ensure_unlocked(device, now, totp=False)
     unlocked = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
-    candidates = RecoveryCode.objects.filter(user_id=device.user_id, digest__in=recovery.digests(code))
+    candidates = RecoveryCode.objects.filter(
+        user_id=device.user_id, digest__in=recovery.digests(code)
+    )
     with transaction.atomic():
         used = candidates.filter(Exists(unlocked), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
-        applied = bool(used) and bool(action(TOTPDevice.objects.filter(pk=device.pk), _success(now)))
+        applied = bool(used) and bool(
+            action(TOTPDevice.objects.filter(pk=device.pk), _success(now))
+        )
         if used and not applied:
             transaction.set_rollback(True)  # the code stays unused: nothing was granted
     if used and not applied:
@@ -176,7 +189,9 @@ def check(
     else:
         message = _("Enter the %(digits)d-digit code from your authenticator app.")
         if allow_recovery:
-            message = _("Enter the %(digits)d-digit code from your authenticator app, or a recovery code.")
+            message = _(
+                "Enter the %(digits)d-digit code from your authenticator app, or a recovery code."
+            )
         raise exceptions.InvalidFormat(message % {"digits": device.digits})
     signals.send_on_commit(signals.totp_verified, device.user, request, method=method)
     return Accepted(device, method, now)
