@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pyotp
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from drf_totp.models import TOTPDevice
 
@@ -67,6 +68,23 @@ def wrong_code(device: TOTPDevice, when: datetime | None = None, *, reach: int =
     return f"{candidate:0{device.digits}d}"
 
 
+def post(client, url: str, data=None, **extra):
+    """POST ``data`` as JSON (an empty object when there is none)."""
+    return client.post(url, {} if data is None else data, format="json", **extra)
+
+
+def wrong(code: str) -> str:
+    """A well-formed code that differs from ``code`` in every digit."""
+    return "".join(str((int(digit) + 5) % 10) for digit in code)
+
+
+def client_with(header: str) -> APIClient:
+    """A client that sends ``header`` as its ``Authorization``."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
 def post_token(client, url: str, token, **extra):
     return client.post(url, {"token": token, **extra}, format="json")
 
@@ -77,6 +95,11 @@ def start_login(client, user, password: str) -> str:
     response = client.post(LOGIN, body, format="json")
     assert response.status_code == 200, response.content
     return response.json()["ticket"]
+
+
+def redeem(client, ticket: str, code: str):
+    """The code step of the two-step login: ``ticket`` from the password step, and ``code``."""
+    return post(client, LOGIN_VERIFY, {"ticket": ticket, "token": code})
 
 
 def reload(device: TOTPDevice) -> TOTPDevice | None:
@@ -92,6 +115,15 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     if field is not None:
         assert body["errors"][field][0]["code"] == code, body
     return body
+
+
+def assert_refused(response, status: int, code: str, field: str | None = None) -> None:
+    """An error answer with ``status`` and ``code``; ``field``, if given, names that error only."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    if field is not None:
+        assert [e["code"] for e in body["errors"][field]] == [code]
 
 
 def device_for(endpoint: str, owner, make_device, **fields) -> TOTPDevice:

@@ -178,6 +178,14 @@ def recovery_codes(user, totp_device) -> list[str]:
 
 
 @pytest.fixture
+def ticket(api_client, user, password, totp_device) -> str:
+    """A ticket from alice's password step, for the code step of her login."""
+    from tests.code_checks import start_login
+
+    return start_login(api_client, user, password)
+
+
+@pytest.fixture
 def in_threads():
     """``in_threads(n, send)``: call ``send(client, i)`` in ``n`` threads released together.
 
@@ -211,6 +219,27 @@ def in_threads():
         return results
 
     return run
+
+
+@pytest.fixture
+def received():
+    """The reset and unlock signals sent during the test: ``(name, user, request)`` of each.
+
+    test_signals.py has its own ``received``, for every signal of the package.
+    """
+    from drf_totp import signals
+
+    caught = []
+    connected = [signals.totp_disabled, signals.totp_unlocked]
+    for signal in connected:
+
+        def receiver(sender, user, request, _name=signal.name, **kwargs):
+            caught.append((_name, user, request))
+
+        signal.connect(receiver, weak=False, dispatch_uid=f"tests-received-{signal.name}")
+    yield caught
+    for signal in connected:
+        signal.disconnect(dispatch_uid=f"tests-received-{signal.name}")
 
 
 @pytest.fixture

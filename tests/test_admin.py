@@ -15,29 +15,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from drf_totp import recovery, signals
+from drf_totp import recovery
 from drf_totp.models import RecoveryCode, TOTPDevice
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:drf_totp_totpdevice_changelist"
 CODES_CHANGELIST = "admin:drf_totp_recoverycode_changelist"
-
-
-@pytest.fixture
-def received():
-    """The package's admin-relevant signals sent during the test: (name, user, request)."""
-    caught = []
-    connected = [signals.totp_disabled, signals.totp_unlocked]
-    for signal in connected:
-
-        def receiver(sender, user, request, _name=signal.name, **kwargs):
-            caught.append((_name, user, request))
-
-        signal.connect(receiver, weak=False, dispatch_uid=f"test-admin-{signal.name}")
-    yield caught
-    for signal in connected:
-        signal.disconnect(dispatch_uid=f"test-admin-{signal.name}")
 
 
 def stored_secret(device: TOTPDevice) -> str:

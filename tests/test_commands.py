@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from drf_totp import recovery, signals
+from drf_totp import recovery
 from drf_totp.models import RecoveryCode, TOTPDevice
 
 pytestmark = pytest.mark.django_db
@@ -21,21 +21,6 @@ def run(*args: str) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def received():
-    caught = []
-    connected = [signals.totp_disabled, signals.totp_unlocked]
-    for signal in connected:
-
-        def receiver(sender, user, request, _name=signal.name, **kwargs):
-            caught.append((_name, user, request))
-
-        signal.connect(receiver, weak=False, dispatch_uid=f"test-commands-{signal.name}")
-    yield caught
-    for signal in connected:
-        signal.disconnect(dispatch_uid=f"test-commands-{signal.name}")
 
 
 @pytest.mark.parametrize("command", ["totp_status", "totp_reset", "totp_unlock"])

@@ -22,19 +22,14 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from drf_totp import credentials, marks
 from drf_totp.credentials import CredentialIssuer
 from drf_totp.models import VerifiedToken
+from tests.code_checks import LOGIN, LOGIN_VERIFY, client_with, post, redeem
 
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
 PROTECTED = "/protected/"
 PROTECTED_JWT = "/protected/jwt/"
 PROTECTED_KNOX = "/protected/knox/"
 JWT_REFRESH = "/protected/jwt/refresh/"
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, data, format="json")
 
 
 def log_in(client, password: str, code: str | None = None):
@@ -44,13 +39,7 @@ def log_in(client, password: str, code: str | None = None):
     if "ticket" not in response.json():
         return response
     assert code is not None, "alice has 2FA: a code is needed"
-    return post(client, LOGIN_VERIFY, {"ticket": response.json()["ticket"], "token": code})
-
-
-def with_header(header: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=header)
-    return client
+    return redeem(client, response.json()["ticket"], code)
 
 
 # --- session -----------------------------------------------------------------------------------------
@@ -174,7 +163,7 @@ def test_authtoken_login_with_2fa_returns_a_marked_token(
     assert (mark.user, mark.device_id, mark.verified_at) == (user, totp_device.pk, timezone.now())
     assert "sessionid" not in response.cookies
     assert "no-store" in response["Cache-Control"]
-    assert with_header(f"Token {key}").get(PROTECTED).json() == {"username": "alice"}
+    assert client_with(f"Token {key}").get(PROTECTED).json() == {"username": "alice"}
 
 
 def test_authtoken_login_replaces_a_token_obtained_before_the_second_factor(
@@ -182,13 +171,13 @@ def test_authtoken_login_replaces_a_token_obtained_before_the_second_factor(
 ):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
     earlier = Token.objects.create(user=user).key
-    assert with_header(f"Token {earlier}").get(PROTECTED).status_code == 403
+    assert client_with(f"Token {earlier}").get(PROTECTED).status_code == 403
 
     key = log_in(api_client, password, authenticator(totp_device)).json()["token"]
 
     assert key != earlier
     assert not Token.objects.filter(key=earlier).exists()
-    refused = with_header(f"Token {earlier}").get(PROTECTED)
+    refused = client_with(f"Token {earlier}").get(PROTECTED)
     assert (refused.status_code, refused.json()["code"]) == (403, "authentication_failed")
     assert not VerifiedToken.objects.filter(digest=marks.key_digest(earlier)).exists()
 
@@ -203,7 +192,7 @@ def test_authtoken_login_without_2fa_returns_an_unmarked_token(
     key = response.json()["token"]
     assert Token.objects.get(key=key).user == user
     assert not VerifiedToken.objects.exists()
-    assert with_header(f"Token {key}").get(PROTECTED).status_code == 200
+    assert client_with(f"Token {key}").get(PROTECTED).status_code == 200
 
 
 # --- SimpleJWT ---------------------------------------------------------------------------------------
@@ -233,7 +222,7 @@ def test_simplejwt_access_token_passes_is_otp_verified(
     settings.TOTP_LOGIN_CREDENTIAL = "simplejwt"
     access = log_in(api_client, password, authenticator(totp_device)).json()["access"]
 
-    response = with_header(f"Bearer {access}").get(PROTECTED_JWT)
+    response = client_with(f"Bearer {access}").get(PROTECTED_JWT)
 
     assert response.status_code == 200, response.content
 
@@ -253,7 +242,7 @@ def test_a_refreshed_access_token_keeps_the_claims_of_the_login(
     assert access["amr"] == ["pwd", "otp"]
     assert access["auth_time"] == login_time  # when the factor was passed, not the refresh
     assert access["otp_device"] == totp_device.pk
-    assert with_header(f"Bearer {access}").get(PROTECTED_JWT).status_code == 200
+    assert client_with(f"Bearer {access}").get(PROTECTED_JWT).status_code == 200
 
 
 def test_simplejwt_login_without_2fa_claims_the_password_only(api_client, user, password, settings):
@@ -265,7 +254,7 @@ def test_simplejwt_login_without_2fa_claims_the_password_only(api_client, user, 
     assert access["amr"] == ["pwd"]
     assert access["auth_time"] == int(timezone.now().timestamp())
     assert "otp_device" not in access
-    assert with_header(f"Bearer {access}").get(PROTECTED_JWT).status_code == 200
+    assert client_with(f"Bearer {access}").get(PROTECTED_JWT).status_code == 200
 
 
 # --- knox ----------------------------------------------------------------------------------------------
@@ -298,7 +287,7 @@ def test_knox_token_from_the_login_authenticates_and_passes_is_otp_verified(
     settings.TOTP_LOGIN_CREDENTIAL = "knox"
     token = log_in(api_client, password, authenticator(totp_device)).json()["token"]
 
-    response = with_header(f"Token {token}").get(PROTECTED_KNOX)
+    response = client_with(f"Token {token}").get(PROTECTED_KNOX)
 
     assert response.status_code == 200, response.content
     assert response.json() == {"username": "alice"}
@@ -317,7 +306,7 @@ def test_each_knox_login_adds_a_token_and_keeps_the_others(
     assert first != second
     assert get_token_model().objects.filter(user=user).count() == 2
     for token in (first, second):
-        assert with_header(f"Token {token}").get(PROTECTED_KNOX).status_code == 200
+        assert client_with(f"Token {token}").get(PROTECTED_KNOX).status_code == 200
 
 
 def test_knox_login_without_2fa_returns_an_unmarked_token(api_client, user, password, settings):
@@ -327,7 +316,7 @@ def test_knox_login_without_2fa_returns_an_unmarked_token(api_client, user, pass
 
     assert set(response.json()) == {"token", "expiry"}
     assert not VerifiedToken.objects.exists()
-    assert with_header(f"Token {response.json()['token']}").get(PROTECTED_KNOX).status_code == 200
+    assert client_with(f"Token {response.json()['token']}").get(PROTECTED_KNOX).status_code == 200
 
 
 # --- a custom issuer -----------------------------------------------------------------------------------

@@ -15,33 +15,22 @@ from rest_framework.authtoken.models import Token
 
 from drf_totp import marks, recovery
 from drf_totp.models import RecoveryCode, TOTPDevice, VerifiedToken
+from tests.code_checks import (
+    DISABLE,
+    GENERATE,
+    LOGIN,
+    LOGIN_VERIFY,
+    STATUS,
+    VALIDATE,
+    VERIFY,
+    assert_refused,
+    post,
+    wrong,
+)
 
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-STATUS = "/auth/otp/status/"
-VALIDATE = "/auth/otp/validate/"
-DISABLE = "/auth/otp/disable/"
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
 PROTECTED = "/protected/"
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, data, format="json")
-
-
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
-
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    if field is not None:
-        assert [e["code"] for e in body["errors"][field]] == [code]
 
 
 def assert_disabled(response, user) -> None:
@@ -93,7 +82,7 @@ def test_a_wrong_code_disables_nothing_and_counts(
 ):
     response = post(auth_client, DISABLE, {"token": wrong(authenticator(totp_device))})
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     assert_still_enabled(user)
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 1
@@ -102,7 +91,7 @@ def test_a_wrong_code_disables_nothing_and_counts(
 def test_a_used_recovery_code_disables_nothing(auth_client, user, recovery_codes):
     assert post(auth_client, VALIDATE, {"token": recovery_codes[0]}).status_code == 200
 
-    assert_error(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 400, "token_reused")
+    assert_refused(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 400, "token_reused")
     assert_still_enabled(user, codes=9)
 
 
@@ -112,7 +101,7 @@ def test_a_replayed_totp_code_disables_nothing(
     code = authenticator(totp_device)
     assert post(auth_client, VALIDATE, {"token": code}).status_code == 200
 
-    assert_error(post(auth_client, DISABLE, {"token": code}), 400, "token_reused")
+    assert_refused(post(auth_client, DISABLE, {"token": code}), 400, "token_reused")
     assert_still_enabled(user)
 
 
@@ -123,13 +112,13 @@ def test_disable_is_refused_while_locked(
         failure_count=5, locked_until=timezone.now() + timedelta(seconds=30)
     )
 
-    assert_error(post(auth_client, DISABLE, {"token": authenticator(totp_device)}), 429, "locked")
-    assert_error(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 429, "locked")
+    assert_refused(post(auth_client, DISABLE, {"token": authenticator(totp_device)}), 429, "locked")
+    assert_refused(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 429, "locked")
     assert_still_enabled(user)
 
 
 def test_disable_without_2fa_is_not_enabled(auth_client, user):
-    assert_error(post(auth_client, DISABLE, {"token": "123456"}), 409, "not_enabled")
+    assert_refused(post(auth_client, DISABLE, {"token": "123456"}), 409, "not_enabled")
 
 
 def test_disable_leaves_other_users_alone(
@@ -159,7 +148,7 @@ def password_required(settings):
 def test_with_the_setting_the_password_is_required(auth_client, user, totp_device, authenticator):
     response = post(auth_client, DISABLE, {"token": authenticator(totp_device)})
 
-    assert_error(response, 400, "required", "password")
+    assert_refused(response, 400, "required", "password")
     assert_still_enabled(user, codes=0)
     totp_device.refresh_from_db()
     assert totp_device.use_count == 0
@@ -173,7 +162,7 @@ def test_with_the_setting_a_wrong_password_is_invalid_password_and_spends_no_cod
 
     response = post(auth_client, DISABLE, {"token": code, "password": "not the password"})
 
-    assert_error(response, 400, "invalid_password", "password")
+    assert_refused(response, 400, "invalid_password", "password")
     assert_still_enabled(user)
     totp_device.refresh_from_db()
     assert (totp_device.use_count, totp_device.failure_count) == (0, 0)
@@ -209,7 +198,7 @@ def test_with_the_setting_the_right_password_and_a_wrong_code_disable_nothing(
         auth_client, DISABLE, {"token": wrong(authenticator(totp_device)), "password": password}
     )
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     assert_still_enabled(user)
 
 
@@ -229,7 +218,7 @@ def test_a_ticket_from_before_disable_completes_no_login(
 
     response = post(api_client, LOGIN_VERIFY, {"ticket": ticket, "token": recovery_codes[0]})
 
-    assert_error(response, 400, "invalid_ticket", "ticket")
+    assert_refused(response, 400, "invalid_ticket", "ticket")
     assert "sessionid" not in response.cookies
 
 
@@ -278,4 +267,4 @@ def test_old_recovery_codes_do_not_work_after_enabling_again(
 
     response = post(auth_client, VALIDATE, {"token": recovery_codes[1]})
 
-    assert_error(response, 400, "invalid_token")
+    assert_refused(response, 400, "invalid_token")

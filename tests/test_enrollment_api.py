@@ -11,10 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from drf_totp.models import TOTPDevice
-
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-VALIDATE = "/auth/otp/validate/"
+from tests.code_checks import GENERATE, VALIDATE, VERIFY, wrong
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -23,11 +20,6 @@ def generate(client) -> dict:
     response = client.post(GENERATE, format="json")
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def wrong(code: str) -> str:
-    """A well-formed code that differs from ``code`` in every digit."""
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
 
 
 def assert_conflict(response, code: str) -> None:

@@ -15,12 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from drf_totp.models import TOTPDevice
-
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-STATUS = "/auth/otp/status/"
-VALIDATE = "/auth/otp/validate/"
-DISABLE = "/auth/otp/disable/"
+from tests.code_checks import DISABLE, GENERATE, STATUS, VALIDATE, VERIFY, post, wrong
 
 # Where a session records that its user passed the second factor (part of the API).
 SESSION_KEY = "drf_totp_verified"
@@ -32,17 +27,9 @@ def logged_in_client(request):
     return request.getfixturevalue(request.param)
 
 
-def post(client, url: str, data: dict | None = None):
-    return client.post(url, data or {}, format="json")
-
-
 def app_code(otpauth_url: str) -> str:
     """What an authenticator app that scanned ``otpauth_url`` shows now."""
     return pyotp.parse_uri(otpauth_url).at(timezone.now())
-
-
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
 
 
 def enroll(client) -> str:

@@ -19,33 +19,19 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from drf_totp.models import TOTPDevice, VerifiedToken
-
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
-VALIDATE = "/auth/otp/validate/"
+from tests.code_checks import LOGIN, LOGIN_VERIFY, VALIDATE, assert_refused, post, wrong
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict, **extra):
-    return client.post(url, data, format="json", **extra)
 
 
 def password_step(client, username: str = "alice", password: str = "", **extra):
     return post(client, LOGIN, {"username": username, "password": password}, **extra)
 
 
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
-
-
 def assert_error(response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    if field is not None:
-        assert [e["code"] for e in body["errors"][field]] == [code]
+    """``assert_refused``, with a ``detail`` for people as well."""
+    assert_refused(response, status, code, field)
+    assert response.json()["detail"]
 
 
 def no_credential_issued() -> bool:
@@ -244,14 +230,6 @@ def test_unparsable_body_is_a_400(api_client, user):
 
 
 # --- step two: the ticket and a code ---------------------------------------------------------------
-
-
-@pytest.fixture
-def ticket(api_client, user, password, totp_device) -> str:
-    """A ticket from alice's password step."""
-    response = password_step(api_client, password=password)
-    assert response.status_code == 200, response.content
-    return response.json()["ticket"]
 
 
 def test_ticket_and_current_code_complete_the_login(

@@ -21,6 +21,16 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from drf_totp import marks
 from drf_totp.models import TOTPDevice, VerifiedToken
+from tests.code_checks import (
+    DISABLE,
+    GENERATE,
+    LOGIN,
+    LOGIN_VERIFY,
+    VALIDATE,
+    VERIFY,
+    client_with,
+    post,
+)
 from tests.views import RECENT
 
 PROTECTED = "/protected/"
@@ -32,24 +42,8 @@ KNOX = "/protected/knox/"
 KNOX_RECENT = "/protected/knox/recent/"
 KNOX_VALIDATE = "/protected/knox/validate/"
 
-VALIDATE = "/auth/otp/validate/"
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-DISABLE = "/auth/otp/disable/"
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, data, format="json")
-
-
-def client_with(header: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=header)
-    return client
 
 
 def assert_allowed(response) -> None:

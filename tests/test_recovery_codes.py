@@ -18,36 +18,24 @@ from django.utils import timezone
 
 from drf_totp import recovery
 from drf_totp.models import RecoveryCode, TOTPDevice
-
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-STATUS = "/auth/otp/status/"
-VALIDATE = "/auth/otp/validate/"
-DISABLE = "/auth/otp/disable/"
-REGENERATE = "/auth/otp/recovery-codes/"
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
+from tests.code_checks import (
+    DISABLE,
+    GENERATE,
+    LOGIN,
+    LOGIN_VERIFY,
+    RECOVERY_CODES,
+    STATUS,
+    VALIDATE,
+    VERIFY,
+    assert_refused,
+    post,
+    wrong,
+)
 
 AMBIGUOUS = set("01OIL")
 SHOWN = re.compile(r"[^-]{5}-[^-]{5}-[^-]{5}-[^-]{5}")
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, data, format="json")
-
-
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
-
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    if field is not None:
-        assert [e["code"] for e in body["errors"][field]] == [code]
 
 
 def another_valid_looking_code(codes: list[str]) -> str:
@@ -153,7 +141,7 @@ def test_something_that_is_not_a_code_is_invalid_format_and_not_counted(
 ):
     response = post(auth_client, VALIDATE, {"token": retype(recovery_codes[0])})
 
-    assert_error(response, 400, "invalid_format", "token")
+    assert_refused(response, 400, "invalid_format", "token")
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 0
     assert remaining(auth_client) == 10
@@ -214,7 +202,7 @@ def test_a_recovery_code_works_once(auth_client, recovery_codes, totp_device):
 
     again = post(auth_client, VALIDATE, {"token": recovery_codes[0].lower()})
 
-    assert_error(again, 400, "token_reused", "token")
+    assert_refused(again, 400, "token_reused", "token")
     assert remaining(auth_client) == 9
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 0
@@ -228,7 +216,7 @@ def test_a_code_used_at_validate_is_refused_at_login(
 
     response = post(api_client, LOGIN_VERIFY, {"ticket": ticket, "token": recovery_codes[0]})
 
-    assert_error(response, 400, "token_reused", "token")
+    assert_refused(response, 400, "token_reused", "token")
 
 
 def test_a_code_used_at_login_is_refused_at_disable(
@@ -240,7 +228,7 @@ def test_a_code_used_at_login_is_refused_at_disable(
         == 200
     )
 
-    assert_error(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 400, "token_reused")
+    assert_refused(post(auth_client, DISABLE, {"token": recovery_codes[0]}), 400, "token_reused")
     assert TOTPDevice.objects.exists()
 
 
@@ -256,7 +244,7 @@ def test_one_users_code_does_not_work_for_another(
     make_device(other_user)
     bobs_codes = recovery.issue(other_user, timezone.now())
 
-    assert_error(post(auth_client, VALIDATE, {"token": bobs_codes[0]}), 400, "invalid_token")
+    assert_refused(post(auth_client, VALIDATE, {"token": bobs_codes[0]}), 400, "invalid_token")
     assert recovery.unused(other_user.pk).count() == 10
 
 
@@ -309,7 +297,7 @@ def test_sixteen_logins_with_one_code_succeed_once(
 def test_regenerating_with_a_totp_code_replaces_the_whole_set(
     auth_client, totp_device, recovery_codes, authenticator
 ):
-    response = post(auth_client, REGENERATE, {"token": authenticator(totp_device)})
+    response = post(auth_client, RECOVERY_CODES, {"token": authenticator(totp_device)})
 
     assert response.status_code == 200, response.content
     new = response.json()["recovery_codes"]
@@ -324,13 +312,13 @@ def test_regenerating_with_a_totp_code_replaces_the_whole_set(
 def test_the_old_set_is_dead_after_regenerating(
     auth_client, totp_device, recovery_codes, authenticator
 ):
-    new = post(auth_client, REGENERATE, {"token": authenticator(totp_device)}).json()[
+    new = post(auth_client, RECOVERY_CODES, {"token": authenticator(totp_device)}).json()[
         "recovery_codes"
     ]
 
     old = post(auth_client, VALIDATE, {"token": recovery_codes[1]})
 
-    assert_error(old, 400, "invalid_token", "token")
+    assert_refused(old, 400, "invalid_token", "token")
     assert post(auth_client, VALIDATE, {"token": new[0]}).status_code == 200
 
 
@@ -341,15 +329,17 @@ def test_regenerating_restores_the_count_after_codes_were_used(
         assert post(auth_client, VALIDATE, {"token": code}).status_code == 200
     assert remaining(auth_client) == 7
 
-    assert post(auth_client, REGENERATE, {"token": authenticator(totp_device)}).status_code == 200
+    assert (
+        post(auth_client, RECOVERY_CODES, {"token": authenticator(totp_device)}).status_code == 200
+    )
 
     assert remaining(auth_client) == 10
 
 
 def test_regenerating_refuses_a_recovery_code(auth_client, totp_device, recovery_codes):
-    response = post(auth_client, REGENERATE, {"token": recovery_codes[0]})
+    response = post(auth_client, RECOVERY_CODES, {"token": recovery_codes[0]})
 
-    assert_error(response, 400, "invalid_format", "token")
+    assert_refused(response, 400, "invalid_format", "token")
     assert remaining(auth_client) == 10  # the code was not spent, the set not replaced
     assert post(auth_client, VALIDATE, {"token": recovery_codes[0]}).status_code == 200
 
@@ -357,9 +347,9 @@ def test_regenerating_refuses_a_recovery_code(auth_client, totp_device, recovery
 def test_regenerating_with_a_wrong_code_keeps_the_set_and_counts(
     auth_client, totp_device, recovery_codes, authenticator
 ):
-    response = post(auth_client, REGENERATE, {"token": wrong(authenticator(totp_device))})
+    response = post(auth_client, RECOVERY_CODES, {"token": wrong(authenticator(totp_device))})
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 1
     assert post(auth_client, VALIDATE, {"token": recovery_codes[0]}).status_code == 200
@@ -369,16 +359,16 @@ def test_regenerating_replays_no_totp_code(auth_client, totp_device, recovery_co
     code = authenticator(totp_device)
     assert post(auth_client, VALIDATE, {"token": code}).status_code == 200
 
-    assert_error(post(auth_client, REGENERATE, {"token": code}), 400, "token_reused")
+    assert_refused(post(auth_client, RECOVERY_CODES, {"token": code}), 400, "token_reused")
     assert post(auth_client, VALIDATE, {"token": recovery_codes[0]}).status_code == 200
 
 
 def test_regenerating_without_2fa_is_not_enabled(auth_client, user):
-    assert_error(post(auth_client, REGENERATE, {"token": "123456"}), 409, "not_enabled")
+    assert_refused(post(auth_client, RECOVERY_CODES, {"token": "123456"}), 409, "not_enabled")
 
 
 def test_regenerating_needs_a_login(api_client, totp_device, authenticator):
-    response = post(api_client, REGENERATE, {"token": authenticator(totp_device)})
+    response = post(api_client, RECOVERY_CODES, {"token": authenticator(totp_device)})
 
     assert response.status_code in (401, 403)
 
@@ -414,7 +404,7 @@ def test_a_wrong_recovery_code_counts_toward_the_lock(auth_client, totp_device, 
 
     response = post(auth_client, VALIDATE, {"token": guess})
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 1
 
@@ -430,8 +420,8 @@ def test_wrong_recovery_codes_lock_like_wrong_totp_codes(
     locked = post(auth_client, VALIDATE, {"token": authenticator(totp_device)})
     also_locked = post(auth_client, VALIDATE, {"token": recovery_codes[0]})
 
-    assert_error(locked, 429, "locked")
-    assert_error(also_locked, 429, "locked")
+    assert_refused(locked, 429, "locked")
+    assert_refused(also_locked, 429, "locked")
     assert remaining(auth_client) == 10  # refused before evaluation: the code is not spent
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 5
@@ -448,7 +438,7 @@ def test_wrong_recovery_codes_at_login_count_toward_the_same_lock(
         {"ticket": ticket, "token": another_valid_looking_code(recovery_codes)},
     )
 
-    assert_error(response, 400, "invalid_token")
+    assert_refused(response, 400, "invalid_token")
     totp_device.refresh_from_db()
     assert totp_device.failure_count == 1
 
@@ -464,7 +454,7 @@ def test_after_100_failures_totp_is_refused_until_a_recovery_code(
     auth_client, locked_out, recovery_codes, authenticator, clock
 ):
     refused = post(auth_client, VALIDATE, {"token": authenticator(locked_out)})
-    assert_error(refused, 403, "locked_out")
+    assert_refused(refused, 403, "locked_out")
     assert auth_client.get(STATUS).json()["locked_out"] is True
 
     lifted = post(auth_client, VALIDATE, {"token": recovery_codes[0]})
@@ -481,7 +471,7 @@ def test_a_recovery_code_at_login_lifts_the_100_failure_lock(
     api_client, auth_client, password, locked_out, recovery_codes, authenticator, clock
 ):
     ticket = post(api_client, LOGIN, {"username": "alice", "password": password}).json()["ticket"]
-    assert_error(
+    assert_refused(
         post(api_client, LOGIN_VERIFY, {"ticket": ticket, "token": authenticator(locked_out)}),
         403,
         "locked_out",
@@ -498,7 +488,7 @@ def test_a_wrong_recovery_code_does_not_lift_the_100_failure_lock(
     auth_client, locked_out, recovery_codes, authenticator
 ):
     guess = another_valid_looking_code(recovery_codes)
-    assert_error(post(auth_client, VALIDATE, {"token": guess}), 400, "invalid_token")
+    assert_refused(post(auth_client, VALIDATE, {"token": guess}), 400, "invalid_token")
 
     refused = post(auth_client, VALIDATE, {"token": authenticator(locked_out)})
 

@@ -13,13 +13,13 @@ from drf_totp import exceptions, verification
 from drf_totp.models import TOTPDevice
 from tests.code_checks import (
     DISABLE,
-    LOGIN_VERIFY,
     RECOVERY_CODES,
     VALIDATE,
     VERIFY,
     assert_error,
     code_for_step,
     post_token,
+    redeem,
     reload,
     start_login,
     step_at,
@@ -33,7 +33,7 @@ def login_with_code(user, password, code):
     """Both steps of the two-step login, the password first (so the ticket is fresh)."""
     client = APIClient()
     ticket = start_login(client, user, password)
-    return client.post(LOGIN_VERIFY, {"ticket": ticket, "token": code}, format="json")
+    return redeem(client, ticket, code)
 
 
 @pytest.fixture

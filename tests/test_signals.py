@@ -17,14 +17,17 @@ from django.utils import timezone
 
 from drf_totp import devices, signals
 from drf_totp.models import TOTPDevice
-
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-VALIDATE = "/auth/otp/validate/"
-DISABLE = "/auth/otp/disable/"
-REGENERATE = "/auth/otp/recovery-codes/"
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
+from tests.code_checks import (
+    DISABLE,
+    GENERATE,
+    LOGIN,
+    LOGIN_VERIFY,
+    RECOVERY_CODES,
+    VALIDATE,
+    VERIFY,
+    post,
+    wrong,
+)
 
 EVENTS = [
     "totp_enabled",
@@ -38,14 +41,6 @@ EVENTS = [
 ]
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict):
-    return client.post(url, data, format="json")
-
-
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
 
 
 class Received(list):
@@ -238,10 +233,11 @@ def test_regenerating_sends_recovery_codes_regenerated(
 ):
     with committed():
         assert (
-            post(auth_client, REGENERATE, {"token": authenticator(totp_device)}).status_code == 200
+            post(auth_client, RECOVERY_CODES, {"token": authenticator(totp_device)}).status_code
+            == 200
         )
 
-    kwargs = assert_sent_once(received, "recovery_codes_regenerated", user, REGENERATE)
+    kwargs = assert_sent_once(received, "recovery_codes_regenerated", user, RECOVERY_CODES)
     assert extras(kwargs) == {}
 
 
@@ -352,7 +348,7 @@ def test_no_signal_or_log_line_carries_a_code_or_a_secret(
         clock.shift(3600)
         send(VALIDATE, codes[0])
         clock.shift(30)
-        codes += send(REGENERATE, authenticator(url)).json()["recovery_codes"]
+        codes += send(RECOVERY_CODES, authenticator(url)).json()["recovery_codes"]
         clock.shift(30)
         send(DISABLE, authenticator(url))
 

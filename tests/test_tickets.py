@@ -14,45 +14,18 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from drf_totp import recovery, tickets
 from drf_totp.models import TOTPDevice
-
-LOGIN = "/auth/otp/login/"
-LOGIN_VERIFY = "/auth/otp/login/verify/"
-GENERATE = "/auth/otp/generate/"
-VERIFY = "/auth/otp/verify/"
-DISABLE = "/auth/otp/disable/"
+from tests.code_checks import (
+    DISABLE,
+    GENERATE,
+    VERIFY,
+    assert_refused,
+    post,
+    redeem,
+    start_login,
+    wrong,
+)
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-
-def post(client, url: str, data: dict, **extra):
-    return client.post(url, data, format="json", **extra)
-
-
-def wrong(code: str) -> str:
-    return "".join(str((int(digit) + 5) % 10) for digit in code)
-
-
-def get_ticket(client, username: str, password: str) -> str:
-    response = post(client, LOGIN, {"username": username, "password": password})
-    assert response.status_code == 200, response.content
-    return response.json()["ticket"]
-
-
-def redeem(client, ticket: str, code: str):
-    return post(client, LOGIN_VERIFY, {"ticket": ticket, "token": code})
-
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    if field is not None:
-        assert [e["code"] for e in body["errors"][field]] == [code]
-
-
-@pytest.fixture
-def ticket(api_client, user, password, totp_device) -> str:
-    return get_ticket(api_client, "alice", password)
 
 
 # --- single use ------------------------------------------------------------------------------------
@@ -64,7 +37,7 @@ def test_a_ticket_completes_one_login_only(api_client, totp_device, ticket, auth
 
     again = redeem(api_client, ticket, authenticator(totp_device))
 
-    assert_error(again, 400, "invalid_ticket", "ticket")
+    assert_refused(again, 400, "invalid_ticket", "ticket")
     totp_device.refresh_from_db()
     assert totp_device.use_count == 1
 
@@ -74,19 +47,19 @@ def test_a_recovery_code_also_uses_the_ticket_up(api_client, ticket, recovery_co
 
     again = redeem(api_client, ticket, recovery_codes[1])
 
-    assert_error(again, 400, "invalid_ticket", "ticket")
+    assert_refused(again, 400, "invalid_ticket", "ticket")
     assert recovery.unused(TOTPDevice.objects.get().user_id).count() == 9
 
 
 def test_completing_one_login_kills_the_other_outstanding_tickets(
-    api_client, password, totp_device, authenticator, clock
+    api_client, user, password, totp_device, authenticator, clock
 ):
-    first = get_ticket(api_client, "alice", password)
-    second = get_ticket(api_client, "alice", password)
+    first = start_login(api_client, user, password)
+    second = start_login(api_client, user, password)
     assert redeem(api_client, first, authenticator(totp_device)).status_code == 200
     clock.shift(30)
 
-    assert_error(redeem(api_client, second, authenticator(totp_device)), 400, "invalid_ticket")
+    assert_refused(redeem(api_client, second, authenticator(totp_device)), 400, "invalid_ticket")
 
 
 def test_a_wrong_code_does_not_use_the_ticket_up(api_client, totp_device, ticket, authenticator):
@@ -100,7 +73,7 @@ def test_a_ticket_completes_one_login_when_sent_with_many_codes_at_once(
     user, password, totp_device, unthrottled, in_threads, api_client
 ):
     codes = recovery.issue(user, totp_device.created_at)
-    ticket = get_ticket(api_client, "alice", password)
+    ticket = start_login(api_client, user, password)
 
     # Ten requests, each with a different valid recovery code, share one ticket.
     results = in_threads(len(codes), lambda client, i: redeem(client, ticket, codes[i]))
@@ -132,7 +105,7 @@ def test_an_expired_ticket_is_refused_without_counting_or_using_the_code(
 
     response = redeem(api_client, ticket, authenticator(totp_device))
 
-    assert_error(response, 400, "ticket_expired", "ticket")
+    assert_refused(response, 400, "ticket_expired", "ticket")
     totp_device.refresh_from_db()
     assert (totp_device.failure_count, totp_device.use_count, totp_device.last_used_step) == (
         0,
@@ -144,7 +117,7 @@ def test_an_expired_ticket_is_refused_without_counting_or_using_the_code(
 def test_the_default_max_age_is_five_minutes(api_client, totp_device, ticket, authenticator, clock):
     clock.shift(301)
 
-    assert_error(redeem(api_client, ticket, authenticator(totp_device)), 400, "ticket_expired")
+    assert_refused(redeem(api_client, ticket, authenticator(totp_device)), 400, "ticket_expired")
 
 
 # --- bound to the user's state -----------------------------------------------------------------------
@@ -156,7 +129,7 @@ def test_changing_the_password_kills_outstanding_tickets(
     user.set_password("a new password")
     user.save()
 
-    assert_error(redeem(api_client, ticket, authenticator(totp_device)), 400, "invalid_ticket")
+    assert_refused(redeem(api_client, ticket, authenticator(totp_device)), 400, "invalid_ticket")
 
 
 def test_disabling_2fa_kills_outstanding_tickets(
@@ -167,7 +140,7 @@ def test_disabling_2fa_kills_outstanding_tickets(
 
     response = redeem(api_client, ticket, "123456")
 
-    assert_error(response, 400, "invalid_ticket", "ticket")
+    assert_refused(response, 400, "invalid_ticket", "ticket")
 
 
 def test_a_ticket_from_before_disable_does_not_work_for_the_new_device(
@@ -180,7 +153,7 @@ def test_a_ticket_from_before_disable_does_not_work_for_the_new_device(
 
     response = redeem(api_client, ticket, authenticator(url))
 
-    assert_error(response, 400, "invalid_ticket", "ticket")
+    assert_refused(response, 400, "invalid_ticket", "ticket")
 
 
 def test_a_ticket_of_a_deactivated_user_is_refused(
@@ -189,13 +162,13 @@ def test_a_ticket_of_a_deactivated_user_is_refused(
     user.is_active = False
     user.save()
 
-    assert_error(redeem(api_client, ticket, authenticator(totp_device)), 400, "invalid_ticket")
+    assert_refused(redeem(api_client, ticket, authenticator(totp_device)), 400, "invalid_ticket")
 
 
 def test_a_ticket_of_a_deleted_user_is_refused(api_client, user, ticket):
     user.delete()
 
-    assert_error(redeem(api_client, ticket, "123456"), 400, "invalid_ticket")
+    assert_refused(redeem(api_client, ticket, "123456"), 400, "invalid_ticket")
 
 
 # --- signed, and useless for anyone else -------------------------------------------------------------
@@ -228,7 +201,7 @@ def tampered(ticket: str) -> str:
 def test_a_forged_ticket_is_refused(api_client, totp_device, ticket, authenticator, forge):
     response = redeem(api_client, forge(ticket), authenticator(totp_device))
 
-    assert_error(response, 400, "invalid_ticket", "ticket")
+    assert_refused(response, 400, "invalid_ticket", "ticket")
     totp_device.refresh_from_db()
     assert (totp_device.use_count, totp_device.failure_count) == (0, 0)
 
@@ -250,7 +223,7 @@ def test_alices_ticket_with_bobs_code_is_refused(
 
     response = redeem(api_client, ticket, authenticator(bobs_device))
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     bobs_device.refresh_from_db()
     assert (bobs_device.use_count, bobs_device.last_used_step) == (0, 0)
 
@@ -263,7 +236,7 @@ def test_alices_ticket_with_bobs_recovery_code_is_refused(
 
     response = redeem(api_client, ticket, bobs_codes[0])
 
-    assert_error(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_token", "token")
     assert recovery.unused(other_user.pk).count() == len(bobs_codes)
 
 
@@ -277,7 +250,7 @@ def test_a_ticket_pointed_at_another_user_is_refused_even_when_signed(
 
     response = redeem(api_client, for_bob, authenticator(bobs_device))
 
-    assert_error(response, 400, "invalid_ticket", "ticket")
+    assert_refused(response, 400, "invalid_ticket", "ticket")
 
 
 # --- never a credential ---------------------------------------------------------------------------
