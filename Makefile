@@ -102,3 +102,22 @@ messages: venv
 		$(VENV_PY) -m django makemessages $(addprefix -l ,$(LOCALES)) --add-location file
 	cd drf_totp && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH="$(CURDIR)" \
 		$(VENV_PY) -m django compilemessages
+
+# --- Benchmark ---------------------------------------------------------------------------------
+#
+#   make bench                        bench/run.py: SQLite, PostgreSQL, then PostgreSQL with
+#                                     1,000,000 devices; a table, JSON in build/bench/results
+#   make bench BENCH_ARGS=--quick     a short smoke run
+#   make bench BENCH_ARGS="--db sqlite --no-scale"
+#
+# Installs the `bench` extra (gunicorn, psycopg, py-spy) into $(VENV). Needs wrk (Debian:
+# apt-get install wrk) and, for PostgreSQL, postgres@127.0.0.1 allowed to create databases
+# (it drops and creates only drf_totp_bench*). Loads 127.0.0.1 only.
+
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench:
+	$(MAKE) venv EXTRAS="$(if $(EXTRAS),$(EXTRAS)$(comma))bench"
+	$(VENV_PY) bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""The benchmark of issue #7: drf-totp's endpoints against a floor, under gunicorn. See run.py."""

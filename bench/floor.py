@@ -1,0 +1,116 @@
+"""The floor: what any TOTP validation must do, and nothing else, behind the same authentication.
+
+``ValidateFloorView`` reads the user's device row, decrypts the secret, computes the code of the
+current step and records it with one conditional UPDATE: no window, no lock, no failure count,
+no signal, no serializer, no credential mark. ``OneRowView`` reads one row, as status does.
+Both use the project's default authentication, permission and parser classes, as drf-totp's
+views do. Each exists twice: with the Django ORM, as drf-totp (and most Django code) is
+written, and with raw SQL, the lowest a Django view can go.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import pyotp
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bench.models import FloorDevice
+from drf_totp.crypto import derive_key
+
+PERIOD = 30
+# Built once: the floor pays for decryption, not for key derivation.
+FERNET = Fernet(derive_key(settings.SECRET_KEY))
+STATE = ("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+
+SELECT_DEVICE = (
+    "SELECT id, secret, last_used_step FROM drf_totp_totpdevice WHERE user_id = %s AND is_confirmed"
+)
+ACCEPT = (
+    "UPDATE drf_totp_totpdevice SET last_used_step = %s, use_count = use_count + 1"
+    " WHERE id = %s AND last_used_step < %s"
+)
+SELECT_STATE = f"SELECT {', '.join(STATE)} FROM drf_totp_totpdevice WHERE user_id = %s"
+
+
+def matches(ciphertext: str, code: Any, step: int) -> bool:
+    """Decrypt the secret and compare the code of ``step`` (one TOTP, constant time)."""
+    if not isinstance(code, str):
+        return False
+    secret = FERNET.decrypt(ciphertext.encode("ascii")).decode()
+    expected = pyotp.TOTP(secret, interval=PERIOD).generate_otp(step)
+    return hmac.compare_digest(expected.encode(), code.encode())
+
+
+class FloorView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def code(self, request: Request) -> Any:
+        return request.data.get("token") if isinstance(request.data, dict) else None
+
+
+class ValidateFloorView(FloorView):
+    """With the ORM: one SELECT of three columns, one conditional UPDATE."""
+
+    def post(self, request: Request) -> Response:
+        row = (
+            FloorDevice.objects.filter(user_id=request.user.pk, is_confirmed=True)
+            .values_list("pk", "secret", "last_used_step")
+            .first()
+        )
+        if row is None:
+            return Response({"ok": False}, status=409)
+        pk, ciphertext, last_used_step = row
+        step = int(time.time()) // PERIOD
+        if step <= last_used_step or not matches(ciphertext, self.code(request), step):
+            return Response({"ok": False}, status=400)
+        accepted = FloorDevice.objects.filter(pk=pk, last_used_step__lt=step).update(
+            last_used_step=step, use_count=F("use_count") + 1
+        )
+        return Response({"ok": bool(accepted)}, status=200 if accepted else 400)
+
+
+class ValidateFloorSQLView(FloorView):
+    """With raw SQL: the same two statements."""
+
+    def post(self, request: Request) -> Response:
+        with connection.cursor() as cursor:
+            cursor.execute(SELECT_DEVICE, [request.user.pk])
+            row = cursor.fetchone()
+        if row is None:
+            return Response({"ok": False}, status=409)
+        pk, ciphertext, last_used_step = row
+        step = int(time.time()) // PERIOD
+        if step <= last_used_step or not matches(ciphertext, self.code(request), step):
+            return Response({"ok": False}, status=400)
+        with connection.cursor() as cursor:
+            cursor.execute(ACCEPT, [step, pk, step])
+            accepted = cursor.rowcount == 1
+        return Response({"ok": accepted}, status=200 if accepted else 400)
+
+
+class OneRowView(FloorView):
+    """With the ORM: the columns status reports, of the user's device."""
+
+    def get(self, request: Request) -> Response:
+        row = FloorDevice.objects.filter(user_id=request.user.pk).values(*STATE).first()
+        return Response(row or {"enabled": False})
+
+
+class OneRowSQLView(FloorView):
+    """With raw SQL."""
+
+    def get(self, request: Request) -> Response:
+        with connection.cursor() as cursor:
+            cursor.execute(SELECT_STATE, [request.user.pk])
+            row = cursor.fetchone()
+        return Response(dict(zip(STATE, row, strict=True)) if row else {"enabled": False})
