@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import exceptions, recovery, signals
 from .models import RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
-from .verification import Accepted, check
+from .verification import Accepted, Action, check, record
 
 DEFAULT_NAME = "default"
 
@@ -86,7 +86,9 @@ def confirm(
     device.user = user
     now = now or timezone.now()
 
-    def activate(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+    def activate(
+        device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
+    ) -> int:
         return queryset.filter(is_confirmed=False).update(
             **changes, is_confirmed=True, confirmed_at=now
         )
@@ -111,10 +113,15 @@ def has_2fa(user: AbstractBaseUser) -> bool:
 
 
 def authenticate(
-    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+    user: AbstractBaseUser,
+    raw: str,
+    *,
+    now: datetime | None = None,
+    request: Any = None,
+    action: Action = record,
 ) -> Accepted:
     """The second factor: a code of the user's confirmed device, or a recovery code."""
-    return check(confirmed_device(user), raw, now=now, request=request)
+    return check(confirmed_device(user), raw, now=now, request=request, action=action)
 
 
 def regenerate_recovery_codes(
@@ -135,7 +142,7 @@ def disable(
     With a TOTP code, the check and the delete are one statement.
     """
 
-    def delete(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+    def delete(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
         return queryset.delete()[0]
 
     check(confirmed_device(user), raw, now=now, request=request, action=delete)

@@ -38,7 +38,7 @@ def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any =
     device = tickets.redeem(ticket)
     seen = device.use_count
 
-    def once(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+    def once(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
         # Only while no other login completed since the ticket was checked: a ticket works once.
         return queryset.filter(use_count=seen).update(**changes)
 

@@ -14,12 +14,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, router
-from django.db.models.constants import OnConflict
+from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
 from .models import TOTPDevice, VerifiedToken
+from .verification import Action, record
 
 SESSION_KEY = "drf_totp_verified"
 AMR_PASSWORD = "pwd"
@@ -43,38 +44,46 @@ def mark_session(session: Any, device: TOTPDevice, now: datetime) -> None:
     session[SESSION_KEY] = {"device": device.pk, "at": int(now.timestamp())}
 
 
-_MARK_FIELDS = ("digest", "user", "device_id", "verified_at")
-_MARK_UPDATES = ("user", "device_id", "verified_at")
-
-
 def mark_token(digest: str, device: TOTPDevice, now: datetime) -> None:
     # One upsert statement: INSERT ... ON CONFLICT (digest) DO UPDATE, or on MySQL/MariaDB
     # ON DUPLICATE KEY UPDATE, which takes no conflict target (digest is the only unique key).
-    using = router.db_for_write(VerifiedToken)
-    with_target = connections[using].features.supports_update_conflicts_with_target
-    row = VerifiedToken(digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now)
-    queryset = VerifiedToken.objects.using(using)
-    # bulk_create() wraps its statements in a transaction (it may need several batches): in
-    # autocommit that is a BEGIN and a COMMIT around our one statement, two more round trips on
-    # every validate with a token. _insert() is the step of bulk_create() that runs the
-    # statement; it is private, so bulk_create() stays the fallback.
-    insert = getattr(queryset, "_insert", None)
-    if insert is None:
-        queryset.bulk_create(
-            [row],
-            update_conflicts=True,
-            unique_fields=["digest"] if with_target else None,
-            update_fields=list(_MARK_UPDATES),
-        )
-        return
-    field = VerifiedToken._meta.get_field
-    insert(
-        [row],
-        fields=[field(name) for name in _MARK_FIELDS],
-        on_conflict=OnConflict.UPDATE,
-        update_fields=[field(name) for name in _MARK_UPDATES],
-        unique_fields=[field("digest")] if with_target else None,
+    features = connections[router.db_for_write(VerifiedToken)].features
+    VerifiedToken.objects.bulk_create(
+        [
+            VerifiedToken(
+                digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["digest"] if features.supports_update_conflicts_with_target else None,
+        update_fields=["user", "device_id", "verified_at"],
     )
+
+
+def recording(request: Request) -> Action:
+    """The success action for a code sent with this request's credential.
+
+    For an opaque token, the accepted code and the token's mark are written in one transaction:
+    one commit, and never a code used up without its mark. Otherwise, the plain ``record``.
+    """
+    if is_session(request) or (digest := token_digest(request.auth)) is None:
+        return record
+
+    def record_and_mark(
+        device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
+    ) -> int:
+        # No savepoint: inside a caller's transaction this just joins it.
+        with transaction.atomic(savepoint=False):
+            updated = record(device, queryset, changes)
+            if updated:
+                mark_token(digest, device, changes["last_used_at"])
+        return updated
+
+    return record_and_mark
+
+
+def is_session(request: Request) -> bool:
+    return isinstance(request.successful_authenticator, SessionAuthentication)
 
 
 def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
@@ -83,7 +92,7 @@ def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
     A session gets a fresh key (against fixation); an opaque token gets its row. Nothing is
     created for other credentials: in particular no session for a token-authenticated request.
     """
-    if isinstance(request.successful_authenticator, SessionAuthentication):
+    if is_session(request):
         request.session.cycle_key()
         mark_session(request.session, device, now)
     elif (digest := token_digest(request.auth)) is not None:
@@ -93,7 +102,7 @@ def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
 def verified_at(request: Request, device_pk: int) -> float | None:
     """When this request's credential passed the second factor on device ``device_pk``, if it did."""
     auth = request.auth
-    if isinstance(request.successful_authenticator, SessionAuthentication):
+    if is_session(request):
         mark = request.session.get(SESSION_KEY)
         if isinstance(mark, dict) and mark.get("device") == device_pk:
             return float(mark["at"])

@@ -31,12 +31,12 @@ from .settings import totp_settings
 TOTP = "totp"
 RECOVERY = "recovery"
 
-# Applies an accepted code to the device's row: gets the row (narrowed to the state the check
-# saw) and the columns that record the success; returns how many rows it changed.
-Action = Callable[[QuerySet[TOTPDevice], dict[str, Any]], int]
+# Applies an accepted code: gets the device, its row (narrowed to the state the check saw) and
+# the columns that record the success; returns how many rows it changed.
+Action = Callable[[TOTPDevice, QuerySet[TOTPDevice], dict[str, Any]], int]
 
 
-def record(queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+def record(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
     return queryset.update(**changes)
 
 
@@ -134,7 +134,7 @@ def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, re
         _unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step
     )
     changes = {"last_used_step": step, **_success(now)}
-    if not action(gated, changes):
+    if not action(device, gated, changes):
         raise _refusal(device.pk, now, step)
 
 
@@ -150,7 +150,7 @@ def _check_recovery(
         used = candidates.filter(Exists(unlocked), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
         applied = bool(used) and bool(
-            action(TOTPDevice.objects.filter(pk=device.pk), _success(now))
+            action(device, TOTPDevice.objects.filter(pk=device.pk), _success(now))
         )
         if used and not applied:
             transaction.set_rollback(True)  # the code stays unused: nothing was granted

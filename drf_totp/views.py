@@ -102,8 +102,10 @@ class ValidateView(CodeAPIView):
 
     def post(self, request: Request) -> Response:
         token = self.validated(request)["token"]
-        accepted = devices.authenticate(self.user, token, request=request)
-        marks.mark_request(request, accepted.device, accepted.at)
+        action = marks.recording(request)  # a token's mark commits with the accepted code
+        accepted = devices.authenticate(self.user, token, request=request, action=action)
+        if marks.is_session(request):
+            marks.mark_request(request, accepted.device, accepted.at)
         return Response({"detail": _("Code accepted."), "enabled": True})
 
 

@@ -85,3 +85,23 @@ def test_status_runs_one_query(auth_client, device):
 
     assert response.status_code == 200, response.content
     assert len(queries.captured_queries) == 1, sql_of(queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tokens_mark_commits_with_the_accepted_code_or_neither_does(
+    token_client, device, monkeypatch
+):
+    from drf_totp import marks
+    from drf_totp.models import TOTPDevice, VerifiedToken
+
+    def broken_mark(*args, **kwargs):
+        raise RuntimeError("the mark could not be written")
+
+    monkeypatch.setattr(marks, "mark_token", broken_mark)
+    token_client.raise_request_exception = True
+
+    with pytest.raises(RuntimeError):
+        post_token(token_client, VALIDATE, current_code(device))
+
+    assert TOTPDevice.objects.get(pk=device.pk).last_used_step == device.last_used_step
+    assert not VerifiedToken.objects.exists()
