@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -21,7 +21,7 @@ from django.utils.translation import ngettext
 
 from . import devices
 from .models import RecoveryCode, TOTPDevice
-from .settings import totp_settings
+from .verification import unlocked
 
 
 def _user_search_fields() -> tuple[str, ...]:
@@ -66,14 +66,13 @@ class LockedFilter(admin.SimpleListFilter):
     def queryset(
         self, request: HttpRequest, queryset: QuerySet[TOTPDevice]
     ) -> QuerySet[TOTPDevice]:
-        # Locked for now, or locked out of TOTP until a recovery code or an unlock.
-        locked = Q(locked_until__gt=timezone.now()) | Q(
-            failure_count__gte=totp_settings.MAX_FAILURES
-        )
+        # Locked for now, or locked out of TOTP until a recovery code or an unlock: the rows
+        # that the code check would refuse a TOTP code.
+        may_check = unlocked(timezone.now(), totp=True)
         if self.value() == "yes":
-            return queryset.filter(locked)
+            return queryset.exclude(may_check)
         if self.value() == "no":
-            return queryset.exclude(locked)
+            return queryset.filter(may_check)
         return queryset
 
 

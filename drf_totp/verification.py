@@ -47,7 +47,7 @@ class Accepted:
     at: datetime
 
 
-def _unlocked(now: datetime, *, totp: bool) -> Q:
+def unlocked(now: datetime, *, totp: bool) -> Q:
     """Rows that may have a code checked at ``now``; past the failure limit only recovery codes."""
     gate = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
     if totp:
@@ -55,13 +55,23 @@ def _unlocked(now: datetime, *, totp: bool) -> Q:
     return gate
 
 
+def _lock_error(
+    failure_count: int, locked_until: datetime | None, now: datetime, *, totp: bool
+) -> Exception | None:
+    """The error for a row in this state, or None if a code may be checked (cf. ``unlocked``)."""
+    # Past the failure limit, waiting does not help TOTP: say so rather than "retry later".
+    if totp and failure_count >= totp_settings.MAX_FAILURES:
+        return exceptions.LockedOut()
+    if locked_until is not None and locked_until > now:
+        return exceptions.Locked(locked_until, now)
+    return None
+
+
 def _ensure_unlocked(device: TOTPDevice, now: datetime, *, totp: bool) -> None:
     """Refuse before any evaluation when the loaded row is locked."""
-    # Past the failure limit, waiting does not help TOTP: say so rather than "retry later".
-    if totp and device.failure_count >= totp_settings.MAX_FAILURES:
-        raise exceptions.LockedOut()
-    if device.locked_until is not None and device.locked_until > now:
-        raise exceptions.Locked(device.locked_until, now)
+    error = _lock_error(device.failure_count, device.locked_until, now, totp=totp)
+    if error is not None:
+        raise error
 
 
 def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
@@ -73,10 +83,9 @@ def _refusal(pk: int, now: datetime, step: int | None = None) -> Exception:
     )
     if state is None:
         return exceptions.NotEnabled()
-    if step is not None and state["failure_count"] >= totp_settings.MAX_FAILURES:
-        return exceptions.LockedOut()
-    if state["locked_until"] is not None and state["locked_until"] > now:
-        return exceptions.Locked(state["locked_until"], now)
+    lock = _lock_error(state["failure_count"], state["locked_until"], now, totp=step is not None)
+    if lock is not None:
+        return lock
     if step is not None and step <= state["last_used_step"]:
         return exceptions.TokenReused()
     return exceptions.InvalidToken()
@@ -97,7 +106,7 @@ def _wrong_code(device: TOTPDevice, now: datetime, request: Any) -> Exception:
     )
     # locked_until is assigned before failure_count on purpose: MySQL and MariaDB evaluate SET
     # assignments left to right, each seeing the columns already assigned.
-    row = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
+    row = TOTPDevice.objects.filter(unlocked(now, totp=False), pk=device.pk)
     if not row.update(locked_until=lock, failure_count=F("failure_count") + 1):
         return _refusal(device.pk, now)
     state = TOTPDevice.objects.filter(pk=device.pk).values("failure_count", "locked_until").first()
@@ -131,7 +140,7 @@ def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, re
     if step <= device.last_used_step:
         raise exceptions.TokenReused()
     gated = TOTPDevice.objects.filter(
-        _unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step
+        unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step
     )
     changes = {"last_used_step": step, **_success(now)}
     if not action(device, gated, changes):
@@ -142,12 +151,12 @@ def _check_recovery(
     device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
 ) -> None:
     _ensure_unlocked(device, now, totp=False)
-    unlocked = TOTPDevice.objects.filter(_unlocked(now, totp=False), pk=device.pk)
+    open_row = TOTPDevice.objects.filter(unlocked(now, totp=False), pk=device.pk)
     candidates = RecoveryCode.objects.filter(
         user_id=device.user_id, digest__in=recovery.digests(code)
     )
     with transaction.atomic():
-        used = candidates.filter(Exists(unlocked), used_at__isnull=True).update(used_at=now)
+        used = candidates.filter(Exists(open_row), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
         applied = bool(used) and bool(
             action(device, TOTPDevice.objects.filter(pk=device.pk), _success(now))
