@@ -364,6 +364,9 @@ def test_log_in_with_a_recovery_code_and_get_new_ones(demo):
     demo.shot("old-recovery-code")
     demo.enter_recovery_code(new_codes[0])
     demo.expect_logged_in(username)
+    # The page writes its notice once the status is back: wait for it before logging out, or
+    # that late notice would replace "You are logged out." (seen under CI load).
+    expect(demo.notice()).to_contain_text("Logged in with a recovery code.")
     demo.log_out()
 
     demo.log_in(username)
