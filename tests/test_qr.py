@@ -75,8 +75,13 @@ def image_of(matrix: list[list[bool]]) -> Image.Image:
 
 
 def scan(data_uri: str) -> str:
-    """What a phone's camera reads from the QR code: exactly one symbol, its text."""
-    [barcode] = zxingcpp.read_barcodes(image_of(modules(data_uri)))
+    """What an authenticator's camera reads from the QR code: exactly one symbol, its text.
+
+    Authenticators look for QR codes only; a full-format scan can also "see" a short 1D barcode
+    (ITF, Codabar) in the module pattern of about one random secret in fifty.
+    """
+    image = image_of(modules(data_uri))
+    [barcode] = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
     assert barcode.format == zxingcpp.BarcodeFormat.QRCode
     return barcode.text
 
