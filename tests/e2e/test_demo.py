@@ -179,9 +179,10 @@ def no_horizontal_scroll(page: Page, width: int) -> None:
 
 
 def seconds_left(text: str) -> int:
-    match = re.search(r"Try again in (?:(\d+) minutes? ?)?(\d+) seconds?", text)
-    assert match, text
-    return int(match.group(1) or 0) * 60 + int(match.group(2))
+    """The wait a throttle message states: "1 minute", "1 minute 5 seconds" or "42 seconds"."""
+    match = re.search(r"Try again in (?:(\d+) minutes?)? ?(?:(\d+) seconds?)?\.", text)
+    assert match and any(match.groups()), text
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
 
 
 @pytest.fixture
