@@ -18,7 +18,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import exceptions, recovery, signals
+from . import exceptions, recovery, signals, statements
 from .models import RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
 from .verification import Accepted, Action, check, record
@@ -101,10 +101,9 @@ def confirm(
 
 def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:
     """The user's confirmed device (its ``user`` already set), or ``NotEnabled``."""
-    device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
+    device = statements.confirmed_device(user)
     if device is None:
         raise exceptions.NotEnabled()
-    device.user = user
     return device
 
 

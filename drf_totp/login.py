@@ -10,7 +10,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
-from . import exceptions, tickets
+from . import exceptions, statements, tickets
 from .models import TOTPDevice
 from .verification import Accepted, check
 
@@ -29,7 +29,7 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     # Some backends (AllowAllUsersModelBackend) authenticate inactive users; we never log them in.
     if user is None or not getattr(user, "is_active", True):
         raise exceptions.InvalidCredentials()
-    device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
+    device = statements.confirmed_device(user)
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
 
 

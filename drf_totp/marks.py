@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
+from . import statements
 from .models import TOTPDevice, VerifiedToken
 from .verification import Action, record
 
@@ -63,8 +64,9 @@ def mark_token(digest: str, device: TOTPDevice, now: datetime) -> None:
 def recording(request: Request) -> Action:
     """The success action for a code sent with this request's credential.
 
-    For an opaque token, the accepted code and the token's mark are written in one transaction:
-    one commit, and never a code used up without its mark. Otherwise, the plain ``record``.
+    For an opaque token, the accepted code and the token's mark are written in one transaction
+    (on PostgreSQL, in one statement): one commit, and never a code used up without its mark.
+    Otherwise, the plain ``record``.
     """
     if is_session(request) or (digest := token_digest(request.auth)) is None:
         return record
@@ -72,6 +74,9 @@ def recording(request: Request) -> Action:
     def record_and_mark(
         device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
     ) -> int:
+        step = changes.get("last_used_step")
+        if step is not None and statements.marks_in_one_statement():
+            return statements.accept(device, step, changes["last_used_at"], mark=digest)
         # No savepoint: inside a caller's transaction this just joins it.
         with transaction.atomic(savepoint=False):
             updated = record(device, queryset, changes)

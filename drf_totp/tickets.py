@@ -16,7 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
-from . import exceptions
+from . import exceptions, statements
 from .models import TOTPDevice
 from .settings import totp_settings
 
@@ -53,8 +53,7 @@ def redeem(ticket: str) -> TOTPDevice:
         raise exceptions.InvalidTicket() from None
     if not getattr(user, "is_active", True):
         raise exceptions.InvalidTicket()
-    device = TOTPDevice.objects.filter(user=user, is_confirmed=True).first()
+    device = statements.confirmed_device(user)
     if device is None or not hmac.compare_digest(_fingerprint(user, device), payload["f"]):
         raise exceptions.InvalidTicket()
-    device.user = user
     return device

@@ -23,7 +23,7 @@ from django.db.models import Case, DateTimeField, Exists, F, Q, QuerySet, Value,
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import exceptions, otp, recovery, signals
+from . import exceptions, otp, recovery, signals, statements
 from .lockout import lock_schedule
 from .models import RecoveryCode, TOTPDevice
 from .settings import totp_settings
@@ -37,7 +37,12 @@ Action = Callable[[TOTPDevice, QuerySet[TOTPDevice], dict[str, Any]], int]
 
 
 def record(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
-    return queryset.update(**changes)
+    """Write the success to the row ``queryset`` narrows to."""
+    step = changes.get("last_used_step")
+    if step is None:  # a recovery code
+        return queryset.update(**changes)
+    # A TOTP code, the path of every login: one statement of SQL with the same conditions.
+    return statements.accept(device, step, changes["last_used_at"])
 
 
 @dataclass(frozen=True)

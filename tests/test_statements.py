@@ -1,0 +1,99 @@
+"""The hot path's SQL (drf_totp/statements.py) says what the ORM's rules say.
+
+``accept`` writes out ``verification.unlocked(now, totp=True)`` and "a later step than the last
+one" as SQL: over every kind of row state, it must take exactly the rows the ORM query selects,
+and record the success exactly as the ORM update would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from drf_totp import statements
+from drf_totp.models import TOTPDevice, VerifiedToken
+from drf_totp.settings import totp_settings
+from drf_totp.verification import unlocked
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+STEP = 1_000
+
+
+def states():
+    now = timezone.now()
+    limit = totp_settings.MAX_FAILURES
+    failure_counts = [0, 3, limit - 1, limit, limit + 5]
+    locks = [
+        None,
+        now - timedelta(seconds=1),
+        now,
+        now + timedelta(microseconds=1),
+        now + timedelta(hours=1),
+    ]
+    last_steps = [0, STEP - 1, STEP, STEP + 1]
+    return now, list(itertools.product(failure_counts, locks, last_steps))
+
+
+@pytest.mark.django_db
+def test_accept_takes_exactly_the_rows_the_orm_rule_selects(make_device):
+    now, grid = states()
+    users = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"state-{n}") for n in range(len(grid))
+    )
+    rows = [
+        make_device(
+            user, failure_count=failures, locked_until=lock, last_used_step=last, use_count=7
+        )
+        for user, (failures, lock, last) in zip(users, grid, strict=True)
+    ]
+    expected = set(
+        TOTPDevice.objects.filter(unlocked(now, totp=True), last_used_step__lt=STEP).values_list(
+            "pk", flat=True
+        )
+    )
+    assert 0 < len(expected) < len(rows)  # the grid has rows on both sides of the rule
+
+    taken = {device.pk for device in rows if statements.accept(device, STEP, now)}
+
+    assert taken == expected
+    for device in TOTPDevice.objects.filter(pk__in=taken):
+        assert (device.last_used_step, device.last_used_at, device.use_count) == (STEP, now, 8)
+        assert (device.failure_count, device.locked_until) == (0, None)
+    untouched = TOTPDevice.objects.exclude(pk__in=taken)
+    assert not untouched.filter(last_used_at__isnull=False).exists()
+    assert set(untouched.values_list("use_count", flat=True)) == {7}
+
+
+@pytest.mark.django_db
+def test_accept_with_a_mark_writes_the_mark_only_with_the_code(user, make_device):
+    if not statements.marks_in_one_statement():
+        pytest.skip("the mark has its own statement on this database (marks.recording)")
+    now = timezone.now()
+    device = make_device(user)
+
+    assert statements.accept(device, STEP, now, mark="a" * 64) == 1
+    assert statements.accept(device, STEP, now, mark="b" * 64) == 0  # the step is used up
+    assert statements.accept(device, STEP + 1, now + timedelta(seconds=30), mark="a" * 64) == 1
+
+    [mark] = VerifiedToken.objects.all()
+    assert (mark.digest, mark.user_id, mark.device_id) == ("a" * 64, user.pk, device.pk)
+    assert mark.verified_at == now + timedelta(seconds=30)
+
+
+@pytest.mark.django_db
+def test_confirmed_device_is_the_first_confirmed_one(user, make_device):
+    assert statements.confirmed_device(user) is None
+    make_device(user, confirmed=False, name="pending")
+    assert statements.confirmed_device(user) is None
+
+    first = make_device(user, name="first")
+    make_device(user, name="second")
+
+    found = statements.confirmed_device(user)
+    assert found is not None
+    assert (found.pk, found.secret, found.user) == (first.pk, first.secret, user)
