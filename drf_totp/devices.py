@@ -9,13 +9,11 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import exceptions, recovery, signals, statements
@@ -186,36 +184,23 @@ class Status:
     recovery_codes_remaining: int
 
 
-@cache
-def _status_rows() -> QuerySet[TOTPDevice]:
-    """The query of ``status`` for every user. Building it (the subquery, the annotation) costs
-    more than running it, and it depends on no setting: built once, then filtered per user."""
-    remaining = (
-        recovery.unused(OuterRef("user_id")).values("user_id").annotate(n=Count("pk")).values("n")
-    )
-    return (
-        TOTPDevice.objects.order_by("-is_confirmed")
-        .values("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
-        .annotate(remaining=Coalesce(Subquery(remaining), 0))
-    )
-
-
 def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
     """The user's 2FA state, in one read that never decrypts the secret."""
     now = now or timezone.now()
-    row = _status_rows().filter(user_id=user.pk).first()
-    if row is None:
+    found = statements.status_device(user)
+    if found is None:
         return Status(False, False, None, None, None, False, 0)
-    enabled = row["is_confirmed"]
+    device, remaining = found
+    enabled = device.is_confirmed
     locked_until = (
-        row["locked_until"] if row["locked_until"] and row["locked_until"] > now else None
+        device.locked_until if device.locked_until and device.locked_until > now else None
     )
     return Status(
         enabled=enabled,
         pending=not enabled,
-        confirmed_at=row["confirmed_at"],
-        last_used_at=row["last_used_at"] if enabled else None,
+        confirmed_at=device.confirmed_at,
+        last_used_at=device.last_used_at if enabled else None,
         locked_until=locked_until if enabled else None,
-        locked_out=enabled and row["failure_count"] >= totp_settings.MAX_FAILURES,
-        recovery_codes_remaining=row["remaining"] if enabled else 0,
+        locked_out=enabled and device.failure_count >= totp_settings.MAX_FAILURES,
+        recovery_codes_remaining=remaining if enabled else 0,
     )

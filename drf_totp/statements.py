@@ -1,10 +1,11 @@
-"""The two statements of every login's hot path, written in SQL: reading the user's device and
-accepting a TOTP code (with, on PostgreSQL, an opaque token's mark in the same statement).
+"""The statements of the hot paths, written in SQL: reading the user's device, accepting a TOTP
+code (with, on PostgreSQL, an opaque token's mark in the same statement), and the status row.
 
 The ORM builds each statement anew for every request, and on this path building costs more than
 the database takes to run it (docs/benchmarks.md). These send what the ORM would send. The rule
 of which rows may accept a code is ``verification.unlocked`` plus "a later step than the last
-one", written out; tests/test_statements.py holds the SQL and the ORM to the same answers.
+one", and an unused recovery code is ``recovery.unused``, written out; tests/test_statements.py
+holds the SQL and the ORM to the same answers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import cast
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connections, models, router
 
-from .models import TOTPDevice, VerifiedToken
+from .models import RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
 
 
@@ -45,6 +46,31 @@ def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
     if device is not None:
         device.user = user
     return device
+
+
+@lru_cache(maxsize=8)
+def _status_sql(alias: str) -> str:
+    table, c = _names(alias, TOTPDevice)
+    codes, r = _names(alias, RecoveryCode)
+    state = ("id", "is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+    unused = (
+        f"SELECT COUNT(*) FROM {codes}"
+        f" WHERE {codes}.{r['user_id']} = {table}.{c['user_id']} AND {r['used_at']} IS NULL"
+    )
+    return (
+        f"SELECT {', '.join(c[name] for name in state)}, ({unused}) AS recovery_codes_remaining"
+        f" FROM {table} WHERE {c['user_id']} = %s"
+        f" ORDER BY {c['is_confirmed']} DESC, {c['id']} LIMIT 1"
+    )
+
+
+def status_device(user: AbstractBaseUser) -> tuple[TOTPDevice, int] | None:
+    """The user's device as ``status`` reports it (a confirmed one first) and the user's count of
+    unused recovery codes, in one read; the device's secret is not read."""
+    alias = router.db_for_read(TOTPDevice)
+    rows = TOTPDevice.objects.db_manager(alias).raw(_status_sql(alias), [user.pk])
+    device = next(iter(rows), None)
+    return None if device is None else (device, device.recovery_codes_remaining)
 
 
 @lru_cache(maxsize=8)

@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from drf_totp import statements
-from drf_totp.models import TOTPDevice, VerifiedToken
+from drf_totp import recovery, statements
+from drf_totp.models import RecoveryCode, TOTPDevice, VerifiedToken
 from drf_totp.settings import totp_settings
 from drf_totp.verification import unlocked
 
@@ -97,3 +97,23 @@ def test_confirmed_device_is_the_first_confirmed_one(user, make_device):
     found = statements.confirmed_device(user)
     assert found is not None
     assert (found.pk, found.secret, found.user) == (first.pk, first.secret, user)
+
+
+@pytest.mark.django_db
+def test_status_device_counts_the_users_unused_recovery_codes_as_the_orm_does(
+    user, other_user, make_device
+):
+    assert statements.status_device(user) is None
+    make_device(user, confirmed=False, name="pending")
+    confirmed = make_device(user, name="phone")
+    recovery.issue(user, timezone.now())
+    recovery.issue(other_user, timezone.now())
+    RecoveryCode.objects.filter(pk__in=recovery.unused(user.pk).values("pk")[:3]).update(
+        used_at=timezone.now()
+    )
+
+    found = statements.status_device(user)
+    assert found is not None
+    device, remaining = found
+    assert device.pk == confirmed.pk
+    assert remaining == recovery.unused(user.pk).count() == totp_settings.RECOVERY_CODES_COUNT - 3
