@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 
-from . import marks
+from . import marks, statements
 from .models import TOTPDevice
 from .settings import totp_settings
 
@@ -69,7 +69,7 @@ class AuthTokenIssuer(CredentialIssuer):
         token = Token.objects.create(user=user)
         logged_in(request, user)
         if device is not None:
-            marks.mark_token(marks.key_digest(token.key), device, now)
+            statements.mark(marks.key_digest(token.key), device, now)
         return {"token": token.key}
 
 
@@ -86,7 +86,7 @@ class KnoxIssuer(CredentialIssuer):
         instance, token = get_token_model().objects.create(user=user)
         logged_in(request, user)
         if device is not None:
-            marks.mark_token(instance.digest, device, now)
+            statements.mark(instance.digest, device, now)
         expiry = None
         if instance.expiry is not None:
             field = DateTimeField(format=knox_settings.EXPIRY_DATETIME_FORMAT)

@@ -14,7 +14,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
@@ -45,22 +45,6 @@ def mark_session(session: Any, device: TOTPDevice, now: datetime) -> None:
     session[SESSION_KEY] = {"device": device.pk, "at": int(now.timestamp())}
 
 
-def mark_token(digest: str, device: TOTPDevice, now: datetime) -> None:
-    # One upsert statement: INSERT ... ON CONFLICT (digest) DO UPDATE, or on MySQL/MariaDB
-    # ON DUPLICATE KEY UPDATE, which takes no conflict target (digest is the only unique key).
-    features = connections[router.db_for_write(VerifiedToken)].features
-    VerifiedToken.objects.bulk_create(
-        [
-            VerifiedToken(
-                digest=digest, user_id=device.user_id, device_id=device.pk, verified_at=now
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["digest"] if features.supports_update_conflicts_with_target else None,
-        update_fields=["user", "device_id", "verified_at"],
-    )
-
-
 def recording(request: Request) -> Action:
     """The success action for a code sent with this request's credential.
 
@@ -75,13 +59,13 @@ def recording(request: Request) -> Action:
         device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
     ) -> int:
         step = changes.get("last_used_step")
-        if step is not None and statements.marks_in_one_statement():
-            return statements.accept(device, step, changes["last_used_at"], mark=digest)
-        # No savepoint: inside a caller's transaction this just joins it.
+        if step is not None:  # a TOTP code
+            return statements.accept(device, step, changes["last_used_at"], mark_digest=digest)
+        # A recovery code. No savepoint: inside a caller's transaction this just joins it.
         with transaction.atomic(savepoint=False):
             updated = record(device, queryset, changes)
             if updated:
-                mark_token(digest, device, changes["last_used_at"])
+                statements.mark(digest, device, changes["last_used_at"])
         return updated
 
     return record_and_mark
@@ -101,7 +85,7 @@ def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
         request.session.cycle_key()
         mark_session(request.session, device, now)
     elif (digest := token_digest(request.auth)) is not None:
-        mark_token(digest, device, now)
+        statements.mark(digest, device, now)
 
 
 def verified_at(request: Request, device_pk: int) -> float | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
+from django.db.models.constants import OnConflict
 
 from .models import RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
@@ -87,41 +88,71 @@ def _accept_sql(alias: str) -> str:
 
 
 @lru_cache(maxsize=8)
+def _mark_sql(alias: str) -> tuple[str, str]:
+    """``INSERT INTO table (digest, user, device, verified_at)``, and the database's clause that
+    replaces the mark a digest already has (PostgreSQL and SQLite: ON CONFLICT (digest) DO
+    UPDATE; MySQL and MariaDB: ON DUPLICATE KEY UPDATE)."""
+    table, _columns = _names(alias, VerifiedToken)
+    by_name = {field.name: field for field in VerifiedToken._meta.concrete_fields}
+    fields = [by_name[name] for name in ("digest", "user", "device_id", "verified_at")]
+    columns = [cast(str, field.column) for field in fields]
+    update = connections[alias].ops.on_conflict_suffix_sql(
+        fields, OnConflict.UPDATE, columns[1:], columns[:1]
+    )
+    quote = connections[alias].ops.quote_name
+    return f"INSERT INTO {table} ({', '.join(map(quote, columns))})", update
+
+
+@lru_cache(maxsize=8)
 def _accept_and_mark_sql(alias: str) -> str:
-    """PostgreSQL: the UPDATE, and the mark upserted for the row it changed (none: no mark)."""
+    """PostgreSQL: the UPDATE, and the mark of the row it changed (none changed: no mark)."""
     table, c = _names(alias, TOTPDevice)
-    marks, m = _names(alias, VerifiedToken)
-    columns = [m["digest"], m["user_id"], m["device_id"], m["verified_at"]]
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns[1:])
+    insert, update = _mark_sql(alias)
     return (
         f"WITH accepted AS ({_accept_sql(alias)} RETURNING {c['id']}, {c['user_id']})"
-        f" INSERT INTO {marks} ({', '.join(columns)})"
-        f" SELECT %s, {c['user_id']}, {c['id']}, %s FROM accepted"
-        f" ON CONFLICT ({m['digest']}) DO UPDATE SET {updates}"
+        f" {insert} SELECT %s, {c['user_id']}, {c['id']}, %s FROM accepted {update}"
     )
 
 
 def marks_in_one_statement() -> bool:
-    """Whether ``accept`` can write a token's mark in the accepting statement (PostgreSQL)."""
+    """Whether ``accept`` writes a token's mark in the accepting statement (PostgreSQL)."""
     alias = router.db_for_write(TOTPDevice)
     return alias == router.db_for_write(VerifiedToken) and connections[alias].vendor == "postgresql"
 
 
-def accept(device: TOTPDevice, step: int, now: datetime, mark: str | None = None) -> int:
+def mark(digest: str, device: TOTPDevice, now: datetime) -> None:
+    """Mark the opaque token of ``digest`` as verified with ``device`` at ``now``."""
+    alias = router.db_for_write(VerifiedToken)
+    insert, update = _mark_sql(alias)
+    at = connections[alias].ops.adapt_datetimefield_value(now)
+    _execute(
+        alias, f"{insert} VALUES (%s, %s, %s, %s) {update}", [digest, device.user_id, device.pk, at]
+    )
+
+
+def accept(device: TOTPDevice, step: int, now: datetime, mark_digest: str | None = None) -> int:
     """Record a TOTP code of ``step`` accepted at ``now``: 1 if the row took it, 0 if its state
     moved on (a later or equal step used, or a lock). The success resets the failure count.
 
-    ``mark``: the digest of an opaque token to mark as verified by this code, only where
-    ``marks_in_one_statement()``.
+    With ``mark_digest``, the opaque token of that digest is marked as verified by this code in
+    the same transaction (on PostgreSQL, the same statement): never a code used up without it.
     """
     alias = router.db_for_write(TOTPDevice)
-    connection = connections[alias]
-    at = connection.ops.adapt_datetimefield_value(now)
+    at = connections[alias].ops.adapt_datetimefield_value(now)
     params = [step, at, device.pk, step, at, totp_settings.MAX_FAILURES]
-    sql = _accept_sql(alias)
-    if mark is not None:
-        sql = _accept_and_mark_sql(alias)
-        params += [mark, at]
-    with connection.cursor() as cursor:
+    if mark_digest is not None and marks_in_one_statement():
+        return _execute(alias, _accept_and_mark_sql(alias), [*params, mark_digest, at])
+    if mark_digest is None:
+        return _execute(alias, _accept_sql(alias), params)
+    # No savepoint: inside a caller's transaction this just joins it.
+    with transaction.atomic(using=alias, savepoint=False):
+        accepted = _execute(alias, _accept_sql(alias), params)
+        if accepted:
+            mark(mark_digest, device, now)
+    return accepted
+
+
+def _execute(alias: str, sql: str, params: list[Any]) -> int:
+    with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

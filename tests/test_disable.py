@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from drf_totp import marks, recovery
+from drf_totp import marks, recovery, statements
 from drf_totp.models import RecoveryCode, TOTPDevice, VerifiedToken
 from tests.code_checks import (
     DISABLE,
@@ -50,7 +50,7 @@ def assert_still_enabled(user, codes: int = 10) -> None:
 def token_mark(user, totp_device):
     """A marked DRF token of alice, as /validate/ or /login/verify/ leaves one."""
     key = Token.objects.create(user=user).key
-    marks.mark_token(marks.key_digest(key), totp_device, timezone.now())
+    statements.mark(marks.key_digest(key), totp_device, timezone.now())
     return key
 
 
@@ -127,7 +127,7 @@ def test_disable_leaves_other_users_alone(
     bobs_device = make_device(other_user)
     recovery.issue(other_user, timezone.now())
     bobs_key = Token.objects.create(user=other_user).key
-    marks.mark_token(marks.key_digest(bobs_key), bobs_device, timezone.now())
+    statements.mark(marks.key_digest(bobs_key), bobs_device, timezone.now())
 
     assert post(auth_client, DISABLE, {"token": authenticator(totp_device)}).status_code == 200
 

@@ -109,7 +109,7 @@ def test_a_tokens_mark_commits_with_the_accepted_code_or_neither_does(
         def broken_mark(*args, **kwargs):
             raise DatabaseError("the mark could not be written")
 
-        monkeypatch.setattr(marks, "mark_token", broken_mark)
+        monkeypatch.setattr(statements, "mark", broken_mark)
     token_client.raise_request_exception = True
 
     with pytest.raises(DatabaseError):
