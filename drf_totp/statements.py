@@ -120,14 +120,19 @@ def marks_in_one_statement() -> bool:
     return alias == router.db_for_write(VerifiedToken) and connections[alias].vendor == "postgresql"
 
 
+def _mark_statement(
+    alias: str, digest: str, device: TOTPDevice, now: datetime
+) -> tuple[str, list[Any]]:
+    insert, update = _mark_sql(alias)
+    at = connections[alias].ops.adapt_datetimefield_value(now)
+    return f"{insert} VALUES (%s, %s, %s, %s) {update}", [digest, device.user_id, device.pk, at]
+
+
 def mark(digest: str, device: TOTPDevice, now: datetime) -> None:
     """Mark the opaque token of ``digest`` as verified with ``device`` at ``now``."""
     alias = router.db_for_write(VerifiedToken)
-    insert, update = _mark_sql(alias)
-    at = connections[alias].ops.adapt_datetimefield_value(now)
-    _execute(
-        alias, f"{insert} VALUES (%s, %s, %s, %s) {update}", [digest, device.user_id, device.pk, at]
-    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*_mark_statement(alias, digest, device, now))
 
 
 def accept(device: TOTPDevice, step: int, now: datetime, mark_digest: str | None = None) -> int:
@@ -140,15 +145,18 @@ def accept(device: TOTPDevice, step: int, now: datetime, mark_digest: str | None
     alias = router.db_for_write(TOTPDevice)
     at = connections[alias].ops.adapt_datetimefield_value(now)
     params = [step, at, device.pk, step, at, totp_settings.MAX_FAILURES]
-    if mark_digest is not None and marks_in_one_statement():
-        return _execute(alias, _accept_and_mark_sql(alias), [*params, mark_digest, at])
     if mark_digest is None:
         return _execute(alias, _accept_sql(alias), params)
-    # No savepoint: inside a caller's transaction this just joins it.
-    with transaction.atomic(using=alias, savepoint=False):
-        accepted = _execute(alias, _accept_sql(alias), params)
+    if marks_in_one_statement():
+        return _execute(alias, _accept_and_mark_sql(alias), [*params, mark_digest, at])
+    # Both statements prepared first: SQLite holds its one write lock from the UPDATE to the
+    # commit, so nothing else runs in between. No savepoint: in a caller's transaction, joins it.
+    mark_statement = _mark_statement(alias, mark_digest, device, now)
+    with transaction.atomic(using=alias, savepoint=False), connections[alias].cursor() as cursor:
+        cursor.execute(_accept_sql(alias), params)
+        accepted = cursor.rowcount
         if accepted:
-            mark(mark_digest, device, now)
+            cursor.execute(*mark_statement)
     return accepted
 
 

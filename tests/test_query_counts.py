@@ -105,11 +105,9 @@ def test_a_tokens_mark_commits_with_the_accepted_code_or_neither_does(
         # The mark's INSERT fails inside the accepting statement: a digest too long for its column.
         monkeypatch.setattr(marks, "token_digest", lambda auth: "f" * 200)
     else:
-
-        def broken_mark(*args, **kwargs):
-            raise DatabaseError("the mark could not be written")
-
-        monkeypatch.setattr(statements, "mark", broken_mark)
+        # The mark's own statement fails after the UPDATE, in the same transaction.
+        missing = ("INSERT INTO drf_totp_no_such_table (digest, user_id, device_id, at)", "")
+        monkeypatch.setattr(statements, "_mark_sql", lambda alias: missing)
     token_client.raise_request_exception = True
 
     with pytest.raises(DatabaseError):
