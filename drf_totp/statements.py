@@ -96,8 +96,10 @@ def _mark_sql(alias: str) -> tuple[str, str]:
     by_name = {field.name: field for field in VerifiedToken._meta.concrete_fields}
     fields = [by_name[name] for name in ("digest", "user", "device_id", "verified_at")]
     columns = [cast(str, field.column) for field in fields]
+    # A digest stands for one token of one user: a new mark changes only the device and time
+    # (no indexed column, so SQLite rewrites no index page and PostgreSQL can update in place).
     update = connections[alias].ops.on_conflict_suffix_sql(
-        fields, OnConflict.UPDATE, columns[1:], columns[:1]
+        fields, OnConflict.UPDATE, columns[2:], columns[:1]
     )
     quote = connections[alias].ops.quote_name
     return f"INSERT INTO {table} ({', '.join(map(quote, columns))})", update
