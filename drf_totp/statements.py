@@ -10,6 +10,7 @@ holds the SQL and the ORM to the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -30,6 +31,12 @@ def _names(alias: str, model: type[models.Model]) -> tuple[str, dict[str, str]]:
     return quote(model._meta.db_table), columns
 
 
+def _first_device(sql_of: Callable[[str], str], params: list[Any]) -> TOTPDevice | None:
+    """The first device the SELECT ``sql_of(alias)`` finds, as a model (its fields converted)."""
+    alias = router.db_for_read(TOTPDevice)
+    return next(iter(TOTPDevice.objects.db_manager(alias).raw(sql_of(alias), params)), None)
+
+
 @lru_cache(maxsize=8)
 def _select_sql(alias: str) -> str:
     table, c = _names(alias, TOTPDevice)
@@ -41,11 +48,9 @@ def _select_sql(alias: str) -> str:
 
 def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
     """The user's confirmed device (the first, should an administrator have added more)."""
-    alias = router.db_for_read(TOTPDevice)
-    rows = TOTPDevice.objects.db_manager(alias).raw(_select_sql(alias), [user.pk, True])
-    device = next(iter(rows), None)
+    device = _first_device(_select_sql, [user.pk, True])
     if device is not None:
-        device.user = user
+        device.user = cast(Any, user)  # any user model, not only django.contrib.auth's User
     return device
 
 
@@ -68,10 +73,9 @@ def _status_sql(alias: str) -> str:
 def status_device(user: AbstractBaseUser) -> tuple[TOTPDevice, int] | None:
     """The user's device as ``status`` reports it (a confirmed one first) and the user's count of
     unused recovery codes, in one read; the device's secret is not read."""
-    alias = router.db_for_read(TOTPDevice)
-    rows = TOTPDevice.objects.db_manager(alias).raw(_status_sql(alias), [user.pk])
-    device = next(iter(rows), None)
-    return None if device is None else (device, device.recovery_codes_remaining)
+    device = _first_device(_status_sql, [user.pk])
+    # The SELECT's extra column becomes an attribute of the model it returns.
+    return None if device is None else (device, cast(Any, device).recovery_codes_remaining)
 
 
 @lru_cache(maxsize=8)
