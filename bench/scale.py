@@ -133,14 +133,19 @@ def measure_at(
             f"errors {record['errors']} other-cpu {record['foreign_cores']}",
             flush=True,
         )
-    # A user of this scale that no run used in this step, for the plans.
-    if seconds_left_in_step() < 2:
-        time.sleep(seconds_left_in_step() + 0.2)
-    bench.pool.refresh()
-    step = int(time.time()) // PERIOD
+    # A user of this scale that no run used in this step, for the plans (the runs send codes of
+    # the next step too: a fast run may use every user up to it, so wait for a step that is free).
     middle = len(bench.pool.members) // 2  # a row from the middle of the table
-    ordered = bench.pool.members[middle:] + bench.pool.members[:middle]
-    spare = next(m for m in ordered if m.last_used_step < step)
+    while True:
+        if seconds_left_in_step() < 2:
+            time.sleep(seconds_left_in_step() + 0.2)
+        bench.pool.refresh()
+        step = int(time.time()) // PERIOD
+        ordered = bench.pool.members[middle:] + bench.pool.members[:middle]
+        spare = next((m for m in ordered if m.last_used_step < step), None)
+        if spare is not None:
+            break
+        time.sleep(seconds_left_in_step() + 0.2)
     summary = summarize(row)
     summary["devices"] = devices
     summary["plans"] = plans(spare)
