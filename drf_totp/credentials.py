@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from django.contrib.auth import login, user_logged_in
+from django.contrib.auth import SESSION_KEY, login, user_logged_in
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 from django.middleware.csrf import get_token
@@ -41,9 +41,11 @@ class SessionIssuer(CredentialIssuer):
     def issue(
         self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
     ) -> dict[str, Any]:
-        # Django's login() keeps the key of a session the same user already had (e.g. from the
-        # admin); a session that gains the 2FA mark must be one nobody knew before.
-        request._request.session.cycle_key()
+        # Django's login() gives an anonymous session a new key but keeps the key of a session
+        # the same user already had (e.g. from the admin); a session that gains the 2FA mark must
+        # be one nobody knew before. (Cycling an anonymous one too would save it twice.)
+        if SESSION_KEY in request._request.session:
+            request._request.session.cycle_key()
         login(request._request, cast(Any, user))  # django-stubs types it for auth.User only
         if device is not None:
             marks.mark_session(request._request.session, device, now)

@@ -13,6 +13,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.authtoken.models import Token
@@ -75,6 +77,21 @@ def test_session_login_with_2fa_logs_in_under_a_fresh_session_key_and_marks_it(
     }
     assert response.cookies["csrftoken"].value
     assert "no-store" in response["Cache-Control"]
+
+
+def test_session_login_without_a_session_creates_one_session_row(
+    api_client, user, password, totp_device, authenticator
+):
+    ticket = post(api_client, LOGIN, {"username": "alice", "password": password}).json()["ticket"]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = redeem(api_client, ticket, authenticator(totp_device))
+
+    assert response.status_code == 200, response.content
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len([s for s in sql if s.startswith("INSERT") and "django_session" in s]) == 1, sql
+    assert not [s for s in sql if s.startswith("DELETE") and "django_session" in s], sql
+    assert Session.objects.get().session_key == response.cookies["sessionid"].value
 
 
 def test_session_from_the_login_passes_is_otp_verified(
