@@ -283,6 +283,9 @@ class Bench:
             if kind.expected != 200 or kind.script == "pair.lua"
             else 0,
         )
+        # wrk stops on time, but the workers still finish the requests it cut off: wait for
+        # them before reading the database back, or a user's last step would be read stale.
+        time.sleep(0.5)
         after = db_totals()
         self.rps_guess[kind.key] = max(result.rps * (2 if kind.script == "pair.lua" else 1), 50)
         completed = result.pairs if result.pairs is not None else result.requests
