@@ -61,41 +61,45 @@ class FloorView(APIView):
 class ValidateFloorView(FloorView):
     """With the ORM: one SELECT of three columns, one conditional UPDATE."""
 
-    def post(self, request: Request) -> Response:
-        row = (
-            FloorDevice.objects.filter(user_id=request.user.pk, is_confirmed=True)
+    def device(self, user_pk: Any) -> tuple[int, str, int] | None:
+        """The user's confirmed device: ``(pk, ciphertext, last_used_step)``."""
+        return (
+            FloorDevice.objects.filter(user_id=user_pk, is_confirmed=True)
             .values_list("pk", "secret", "last_used_step")
             .first()
         )
-        if row is None:
-            return Response({"ok": False}, status=409)
-        pk, ciphertext, last_used_step = row
-        step = int(time.time()) // PERIOD
-        if step <= last_used_step or not matches(ciphertext, self.code(request), step):
-            return Response({"ok": False}, status=400)
-        accepted = FloorDevice.objects.filter(pk=pk, last_used_step__lt=step).update(
+
+    def accept(self, pk: int, step: int) -> bool:
+        """Record the code of ``step`` if no later one was: the conditional UPDATE."""
+        updated = FloorDevice.objects.filter(pk=pk, last_used_step__lt=step).update(
             last_used_step=step, use_count=F("use_count") + 1
         )
-        return Response({"ok": bool(accepted)}, status=200 if accepted else 400)
-
-
-class ValidateFloorSQLView(FloorView):
-    """With raw SQL: the same two statements."""
+        return bool(updated)
 
     def post(self, request: Request) -> Response:
-        with connection.cursor() as cursor:
-            cursor.execute(SELECT_DEVICE, [request.user.pk])
-            row = cursor.fetchone()
+        row = self.device(request.user.pk)
         if row is None:
             return Response({"ok": False}, status=409)
         pk, ciphertext, last_used_step = row
         step = int(time.time()) // PERIOD
         if step <= last_used_step or not matches(ciphertext, self.code(request), step):
             return Response({"ok": False}, status=400)
+        accepted = self.accept(pk, step)
+        return Response({"ok": accepted}, status=200 if accepted else 400)
+
+
+class ValidateFloorSQLView(ValidateFloorView):
+    """With raw SQL: the same two statements."""
+
+    def device(self, user_pk: Any) -> tuple[int, str, int] | None:
+        with connection.cursor() as cursor:
+            cursor.execute(SELECT_DEVICE, [user_pk])
+            return cursor.fetchone()
+
+    def accept(self, pk: int, step: int) -> bool:
         with connection.cursor() as cursor:
             cursor.execute(ACCEPT, [step, pk, step])
-            accepted = cursor.rowcount == 1
-        return Response({"ok": accepted}, status=200 if accepted else 400)
+            return cursor.rowcount == 1
 
 
 class OneRowView(FloorView):

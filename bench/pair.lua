@@ -15,14 +15,8 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
 end
 
-local threads = {}
-local count = 0
-
-function setup(thread)
-  count = count + 1
-  thread:set("tid", count)
-  table.insert(threads, thread)
-end
+local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "threads.lua")
+setup = shared.setup
 
 local logins, codes, size, index, ticket, started
 local wrapped = false
@@ -82,12 +76,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, per_thread)
-  local ex, un, n = 0, 0, 0
   local all = {}
-  for _, thread in ipairs(threads) do
-    ex = ex + thread:get("exhausted")
-    un = un + thread:get("unexpected")
-    n = n + thread:get("pairs_done")
+  for _, thread in ipairs(shared.threads) do
     for _, value in ipairs(thread:get("latencies")) do
       all[#all + 1] = value
     end
@@ -99,11 +89,9 @@ function done(summary, latency, per_thread)
   end
   local sum = 0
   for _, value in ipairs(all) do sum = sum + value end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests": %d, "pairs": %d, "duration_us": %d, "connect": %d, "read": %d, '
-      .. '"write": %d, "status": %d, "timeout": %d, "mean_us": %.1f, "p50_us": %d, "p90_us": %d, '
-      .. '"p99_us": %d, "max_us": %d, "exhausted": %d, "unexpected": %d}\n',
-    summary.requests, n, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    #all > 0 and sum / #all or 0, pct(50), pct(90), pct(99), all[#all] or 0, ex, un))
+  shared.report(
+    summary,
+    {#all > 0 and sum / #all or 0, pct(50), pct(90), pct(99), all[#all] or 0},
+    {{"pairs", shared.total("pairs_done")}}
+  )
 end

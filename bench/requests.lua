@@ -3,14 +3,8 @@
 -- Arguments after "--": <dir> <expected status, 0 for "any 2xx"> <wrap: 1 if the list may repeat>
 -- done() prints one line "BENCH_RESULT {json}" for bench/load.py.
 
-local threads = {}
-local count = 0
-
-function setup(thread)
-  count = count + 1
-  thread:set("tid", count)
-  table.insert(threads, thread)
-end
+local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "threads.lua")
+setup = shared.setup
 
 local queue, size, index, expected
 local wrapped = false
@@ -58,17 +52,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, per_thread)
-  local ex, un = 0, 0
-  for _, thread in ipairs(threads) do
-    ex = ex + thread:get("exhausted")
-    un = un + thread:get("unexpected")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, '
-      .. '"status": %d, "timeout": %d, "mean_us": %.1f, "p50_us": %d, "p90_us": %d, '
-      .. '"p99_us": %d, "max_us": %d, "exhausted": %d, "unexpected": %d}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+  shared.report(summary, {
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, ex, un))
+    latency.max,
+  })
 end
