@@ -96,7 +96,7 @@ def _mark_sql(alias: str) -> tuple[str, str]:
     """``INSERT INTO table (digest, user, device, verified_at)``, and the database's clause that
     replaces the mark a digest already has (PostgreSQL and SQLite: ON CONFLICT (digest) DO
     UPDATE; MySQL and MariaDB: ON DUPLICATE KEY UPDATE)."""
-    table, _columns = _names(alias, VerifiedToken)
+    table, quoted = _names(alias, VerifiedToken)
     by_name = {field.name: field for field in VerifiedToken._meta.concrete_fields}
     fields = [by_name[name] for name in ("digest", "user", "device_id", "verified_at")]
     columns = [cast(str, field.column) for field in fields]
@@ -105,8 +105,7 @@ def _mark_sql(alias: str) -> tuple[str, str]:
     update = connections[alias].ops.on_conflict_suffix_sql(
         fields, OnConflict.UPDATE, columns[2:], columns[:1]
     )
-    quote = connections[alias].ops.quote_name
-    return f"INSERT INTO {table} ({', '.join(map(quote, columns))})", update
+    return f"INSERT INTO {table} ({', '.join(quoted[f.attname] for f in fields)})", update
 
 
 @lru_cache(maxsize=8)
