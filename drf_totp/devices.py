@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from . import exceptions, recovery, signals, statements
@@ -84,11 +84,11 @@ def confirm(
     device.user = user
     now = now or timezone.now()
 
-    def activate(
-        device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
-    ) -> int:
-        return queryset.filter(is_confirmed=False).update(
-            **changes, is_confirmed=True, confirmed_at=now
+    def activate(accepted: Accepted) -> int:
+        return (
+            accepted.row()
+            .filter(is_confirmed=False)
+            .update(**accepted.changes(), is_confirmed=True, confirmed_at=now)
         )
 
     accepted = check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
@@ -139,8 +139,8 @@ def disable(
     With a TOTP code, the check and the delete are one statement.
     """
 
-    def delete(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
-        return queryset.delete()[0]
+    def delete(accepted: Accepted) -> int:
+        return accepted.row().delete()[0]
 
     check(confirmed_device(user), raw, now=now, request=request, action=delete)
     _forget(user, request)

@@ -8,10 +8,8 @@ from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import QuerySet
 
 from . import exceptions, statements, tickets
-from .models import TOTPDevice
 from .verification import Accepted, check
 
 
@@ -38,8 +36,8 @@ def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any =
     device = tickets.redeem(ticket)
     seen = device.use_count
 
-    def once(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
+    def once(accepted: Accepted) -> int:
         # Only while no other login completed since the ticket was checked: a ticket works once.
-        return queryset.filter(use_count=seen).update(**changes)
+        return accepted.row().filter(use_count=seen).update(**accepted.changes())
 
     return check(device, raw, now=now, request=request, action=once)

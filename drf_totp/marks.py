@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
 from . import statements
 from .models import TOTPDevice, VerifiedToken
-from .verification import Action, record
+from .verification import Accepted, Action, record
 
 SESSION_KEY = "drf_totp_verified"
 AMR_PASSWORD = "pwd"
@@ -55,17 +54,16 @@ def recording(request: Request) -> Action:
     if is_session(request) or (digest := token_digest(request.auth)) is None:
         return record
 
-    def record_and_mark(
-        device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]
-    ) -> int:
-        step = changes.get("last_used_step")
-        if step is not None:  # a TOTP code
-            return statements.accept(device, step, changes["last_used_at"], mark_digest=digest)
+    def record_and_mark(accepted: Accepted) -> int:
+        if accepted.step is not None:  # a TOTP code
+            return statements.accept(
+                accepted.device, accepted.step, accepted.at, mark_digest=digest
+            )
         # A recovery code. No savepoint: inside a caller's transaction this just joins it.
         with transaction.atomic(savepoint=False):
-            updated = record(device, queryset, changes)
+            updated = record(accepted)
             if updated:
-                statements.mark(digest, device, changes["last_used_at"])
+                statements.mark(digest, accepted.device, accepted.at)
         return updated
 
     return record_and_mark

@@ -31,25 +31,52 @@ from .settings import totp_settings
 TOTP = "totp"
 RECOVERY = "recovery"
 
-# Applies an accepted code: gets the device, its row (narrowed to the state the check saw) and
-# the columns that record the success; returns how many rows it changed.
-Action = Callable[[TOTPDevice, QuerySet[TOTPDevice], dict[str, Any]], int]
-
-
-def record(device: TOTPDevice, queryset: QuerySet[TOTPDevice], changes: dict[str, Any]) -> int:
-    """Write the success to the row ``queryset`` narrows to."""
-    step = changes.get("last_used_step")
-    if step is None:  # a recovery code
-        return queryset.update(**changes)
-    # A TOTP code, the path of every login: one statement of SQL with the same conditions.
-    return statements.accept(device, step, changes["last_used_at"])
-
 
 @dataclass(frozen=True)
 class Accepted:
+    """A code that matched: handed to the action that writes it, then returned by ``check``."""
+
     device: TOTPDevice
-    method: str  # TOTP or RECOVERY
     at: datetime
+    step: int | None = None  # the TOTP code's time step; None for a recovery code
+
+    @property
+    def method(self) -> str:
+        return TOTP if self.step is not None else RECOVERY
+
+    def row(self) -> QuerySet[TOTPDevice]:
+        """The device's row while it is in the state the check saw: unlocked and, for a TOTP
+        code, with no later or equal step used (a recovery code's own UPDATE gated the row)."""
+        row = TOTPDevice.objects.filter(pk=self.device.pk)
+        if self.step is None:
+            return row
+        return row.filter(unlocked(self.at, totp=True), last_used_step__lt=self.step)
+
+    def changes(self) -> dict[str, Any]:
+        """The columns that record the success (which also resets the failure count)."""
+        columns: dict[str, Any] = {
+            "last_used_at": self.at,
+            "use_count": F("use_count") + 1,
+            "failure_count": 0,
+            "locked_until": None,
+        }
+        if self.step is not None:
+            columns["last_used_step"] = self.step
+        return columns
+
+
+# Writes an accepted code to the device's row (``Accepted.row`` and ``changes`` say which and
+# how) and returns how many rows it changed: 0 means the row's state moved on (another request
+# won), and the code is refused.
+Action = Callable[[Accepted], int]
+
+
+def record(accepted: Accepted) -> int:
+    """Write the success to the device's row."""
+    if accepted.step is None:  # a recovery code
+        return accepted.row().update(**accepted.changes())
+    # A TOTP code, the path of every login: one statement of SQL with the same conditions.
+    return statements.accept(accepted.device, accepted.step, accepted.at)
 
 
 def unlocked(now: datetime, *, totp: bool) -> Q:
@@ -126,17 +153,9 @@ def _wrong_code(device: TOTPDevice, now: datetime, request: Any) -> Exception:
     return exceptions.InvalidToken()
 
 
-def _success(now: datetime) -> dict[str, Any]:
-    """Columns every accepted code sets (TOTP adds its step)."""
-    return {
-        "last_used_at": now,
-        "use_count": F("use_count") + 1,
-        "failure_count": 0,
-        "locked_until": None,
-    }
-
-
-def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, request: Any) -> None:
+def _check_totp(
+    device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
+) -> Accepted:
     _ensure_unlocked(device, now, totp=True)
     totp = device.totp()
     step = otp.matching_step(totp, code, totp.timecode(now), totp_settings.VALID_WINDOW)
@@ -144,17 +163,15 @@ def _check_totp(device: TOTPDevice, code: str, now: datetime, action: Action, re
         raise _wrong_code(device, now, request)
     if step <= device.last_used_step:
         raise exceptions.TokenReused()
-    gated = TOTPDevice.objects.filter(
-        unlocked(now, totp=True), pk=device.pk, last_used_step__lt=step
-    )
-    changes = {"last_used_step": step, **_success(now)}
-    if not action(device, gated, changes):
+    accepted = Accepted(device, now, step)
+    if not action(accepted):
         raise _refusal(device.pk, now, step)
+    return accepted
 
 
 def _check_recovery(
     device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
-) -> None:
+) -> Accepted:
     _ensure_unlocked(device, now, totp=False)
     open_row = TOTPDevice.objects.filter(unlocked(now, totp=False), pk=device.pk)
     candidates = RecoveryCode.objects.filter(
@@ -163,9 +180,8 @@ def _check_recovery(
     with transaction.atomic():
         used = candidates.filter(Exists(open_row), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
-        applied = bool(used) and bool(
-            action(device, TOTPDevice.objects.filter(pk=device.pk), _success(now))
-        )
+        accepted = Accepted(device, now)
+        applied = bool(used) and bool(action(accepted))
         if used and not applied:
             transaction.set_rollback(True)  # the code stays unused: nothing was granted
     if used and not applied:
@@ -176,6 +192,7 @@ def _check_recovery(
         raise _wrong_code(device, now, request)
     remaining = recovery.unused(device.user_id).count()
     signals.send_on_commit(signals.recovery_code_used, device.user, request, remaining=remaining)
+    return accepted
 
 
 def check(
@@ -195,11 +212,9 @@ def check(
     now = now or timezone.now()
     code = otp.parse_code(raw, device.digits)
     if code is not None:
-        _check_totp(device, code, now, action, request)
-        method = TOTP
+        accepted = _check_totp(device, code, now, action, request)
     elif allow_recovery and (code := recovery.normalize(raw)) is not None:
-        _check_recovery(device, code, now, action, request)
-        method = RECOVERY
+        accepted = _check_recovery(device, code, now, action, request)
     else:
         message = _("Enter the %(digits)d-digit code from your authenticator app.")
         if allow_recovery:
@@ -207,5 +222,5 @@ def check(
                 "Enter the %(digits)d-digit code from your authenticator app, or a recovery code."
             )
         raise exceptions.InvalidFormat(message % {"digits": device.digits})
-    signals.send_on_commit(signals.totp_verified, device.user, request, method=method)
-    return Accepted(device, method, now)
+    signals.send_on_commit(signals.totp_verified, device.user, request, method=accepted.method)
+    return accepted

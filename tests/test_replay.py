@@ -129,6 +129,6 @@ def test_disable_that_read_the_device_before_another_acceptance_deletes_nothing(
     assert post_token(auth_client, VALIDATE, code).status_code == 200
 
     with pytest.raises(exceptions.TokenReused):
-        verification.check(stale, code, action=lambda device, row, changes: row.delete()[0])
+        verification.check(stale, code, action=lambda accepted: accepted.row().delete()[0])
 
     assert reload(device) is not None
