@@ -268,10 +268,11 @@ def main() -> None:
     scale = None
     if "postgres" in databases and not args.no_scale:
         url = args.postgres_url.rsplit("/", 1)[0] + f"/{BENCH_DB_PREFIX}_scale"
-        print(f"postgres scale: 1,000 devices, then {args.scale:,}", flush=True)
+        print(f"postgres scale: 1,000 devices beside {args.scale:,}", flush=True)
         # As many connections as workers: no request waits for a worker, so p50 is the time a
-        # worker takes. Two short runs at each scale: 1,000 users have 3,000 fresh codes a step.
-        options = ["--scale", str(args.scale), "--reps", "2", "--duration", "3"]
+        # worker takes. Runs of 3 s: 1,000 users have 3,000 fresh codes a step, two runs' worth.
+        reps = "2" if args.quick else "6"
+        options = ["--scale", str(args.scale), "--reps", reps, "--duration", "3"]
         scale = session(url, "scale", args, [*options, "--connections", str(SCALE_CONNECTIONS)])
     elapsed = time.monotonic() - started
 

@@ -1,16 +1,23 @@
-"""PostgreSQL at scale: validate with 1,000 devices, then with 1,000,000, and the query plans.
+"""PostgreSQL at scale: validate against 1,000 devices and against 1,000,000, and the plans.
 
-Users, tokens and devices are made by ``INSERT ... SELECT generate_series``; every device holds
-the same ciphertext of one secret (a device's cost does not depend on its secret). At each
-scale the same number of users is sent: all 1,000 at first, then 1,000 spread evenly over the
-1,000,000, so that their rows are spread over the table and its indexes as real users' are.
+Two databases are seeded, one with 1,000 users and one with 1,000,000, by ``INSERT ... SELECT
+generate_series``: every user has a token and a confirmed device, and every device holds the
+same ciphertext of one secret (a device's cost does not depend on its secret). Each is served by
+its own gunicorn, and their runs alternate (1,000, 1,000,000, 1,000,000, 1,000, ...), so that
+whatever the machine does meanwhile falls on both alike. At each scale 1,000 users send codes:
+all of them at first, and at 1,000,000 users spread evenly over the table, so that their rows
+lie all over the table and its indexes, as real users' do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from bench.session import VALIDATE, Bench, Kind, Row, summarize
@@ -18,31 +25,52 @@ from bench.session import VALIDATE, Bench, Kind, Row, summarize
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 # The codes of T-1, T and T+1 are all accepted during T: three fresh codes per user a step.
 SCALE_VALIDATE = Kind("validate", "POST otp/validate/", VALIDATE, "code", steps=(-1, 0, 1))
+SMALL = 1000
+# Django's alias of each scale's database (bench/settings.py): "small" holds 1,000 devices.
+ALIASES = ("small", "default")
+
+_active: ContextVar[str | None] = ContextVar("bench_scale_alias", default=None)
 
 
-def add_users(first: int, last: int, ciphertext: str, password: str) -> None:
-    """Users ``scale<first>`` .. ``scale<last>``, each with a token and a confirmed device."""
-    from django.db import connection
+class Router:
+    """Sends the bench's own queries to the database of the scale at hand (``using``)."""
 
-    with connection.cursor() as cursor:
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return _active.get()
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return _active.get()
+
+
+@contextmanager
+def using(alias: str) -> Iterator[None]:
+    token = _active.set(alias)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def add_users(alias: str, count: int, ciphertext: str, password: str) -> None:
+    """Users ``scale1`` .. ``scale<count>``, each with a token and a confirmed device."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO auth_user (password, is_superuser, username, first_name, last_name,
                                    email, is_staff, is_active, date_joined)
             SELECT %s, false, 'scale' || lpad(g::text, 8, '0'), '', '', '', false, true, now()
-            FROM generate_series(%s, %s) AS g
+            FROM generate_series(1, %s) AS g
             """,
-            [password, first, last],
+            [password, count],
         )
         cursor.execute(
             """
             INSERT INTO authtoken_token (key, user_id, created)
             SELECT left(md5(u.id::text || 'a') || md5(u.id::text || 'b'), 40), u.id, now()
             FROM auth_user u
-            WHERE u.username >= 'scale' || lpad(%s::text, 8, '0')
-              AND u.username <= 'scale' || lpad(%s::text, 8, '0')
-            """,
-            [first, last],
+            """
         )
         cursor.execute(
             """
@@ -50,19 +78,9 @@ def add_users(first: int, last: int, ciphertext: str, password: str) -> None:
                 is_confirmed, created_at, confirmed_at, last_used_step, use_count, failure_count)
             SELECT u.id, 'default', %s, 6, 30, 'SHA1', true, now(), now(), 0, 0, 0
             FROM auth_user u
-            WHERE u.username >= 'scale' || lpad(%s::text, 8, '0')
-              AND u.username <= 'scale' || lpad(%s::text, 8, '0')
             """,
-            [ciphertext, first, last],
+            [ciphertext],
         )
-
-
-def vacuum_analyze() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for table in ("auth_user", "authtoken_token", "drf_totp_totpdevice"):
-            cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def members(user_ids: list[int]) -> list[Any]:
@@ -84,14 +102,15 @@ def members(user_ids: list[int]) -> list[Any]:
     ]
 
 
-def plans(member: Any) -> dict[str, str]:
+def plans(alias: str, member: Any) -> dict[str, str]:
     """EXPLAIN (ANALYZE, BUFFERS) of the SQL one validate runs, as captured from the request."""
-    from django.db import connection, transaction
+    from django.db import connections, transaction
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from bench.pool import Pool, current_step
 
+    connection = connections[alias]
     code = Pool([member]).code(member, current_step())
     with CaptureQueriesContext(connection) as captured:
         response = Client().post(
@@ -104,7 +123,7 @@ def plans(member: Any) -> dict[str, str]:
         raise SystemExit(f"validate for the plans: {response.status_code} {response.content!r}")
     queries = [q["sql"] for q in captured.captured_queries]
     out = {}
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
         # The UPDATE matches only while the step is fresh: make it so, and roll back after.
         cursor.execute(
             "UPDATE drf_totp_totpdevice SET last_used_step = 0 WHERE id = %s", [member.device_id]
@@ -113,28 +132,15 @@ def plans(member: Any) -> dict[str, str]:
             if "drf_totp_" in sql or "authtoken_token" in sql:
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
                 out[sql] = "\n".join(row[0] for row in cursor.fetchall())
-        transaction.set_rollback(True)
+        transaction.set_rollback(True, using=alias)
     return out
 
 
-def measure_at(
-    args: argparse.Namespace, server: Any, user_ids: list[int], devices: int
-) -> dict[str, Any]:
+def spare_member(bench: Bench) -> Any:
+    """A user that no run used in the current step, for the plans (the runs send codes of the
+    next step too: a fast run may use every user up to it, so wait for a step that has one)."""
     from bench.pool import PERIOD, seconds_left_in_step
 
-    bench = Bench(args, members(user_ids))
-    row = Row("validate", f"validate, {devices:,} devices")
-    for rep in range(args.reps):
-        record = bench.run(server, SCALE_VALIDATE)
-        row.runs.append(record)
-        print(
-            f"  [scale {devices:,}] validate rep {rep + 1}: {record['rps']:8.1f}/s "
-            f"p50 {record['p50_ms']:6.2f} ms p99 {record['p99_ms']:6.2f} ms "
-            f"errors {record['errors']} other-cpu {record['foreign_cores']}",
-            flush=True,
-        )
-    # A user of this scale that no run used in this step, for the plans (the runs send codes of
-    # the next step too: a fast run may use every user up to it, so wait for a step that is free).
     middle = len(bench.pool.members) // 2  # a row from the middle of the table
     while True:
         if seconds_left_in_step() < 2:
@@ -144,12 +150,17 @@ def measure_at(
         ordered = bench.pool.members[middle:] + bench.pool.members[:middle]
         spare = next((m for m in ordered if m.last_used_step < step), None)
         if spare is not None:
-            break
+            return spare
         time.sleep(seconds_left_in_step() + 0.2)
-    summary = summarize(row)
-    summary["devices"] = devices
-    summary["plans"] = plans(spare)
-    return summary
+
+
+def seed_scale(alias: str, devices: int) -> None:
+    from bench import seed
+    from drf_totp import crypto
+
+    seed.migrate(alias)
+    add_users(alias, devices, crypto.encrypt(SECRET), seed.password_hash())
+    seed.settle(alias)
 
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,38 +169,57 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     from bench import seed
     from bench.load import Server
 
-    seed.recreate_database(args.database_url)
+    urls = {"small": f"{args.database_url}_small", "default": args.database_url}
+    for url in urls.values():
+        seed.recreate_database(url)
+    os.environ["BENCH_SMALL_DATABASE_URL"] = urls["small"]
     django.setup()
     from django.contrib.auth import get_user_model
-    from django.db import connection
+    from django.db import connections
 
-    from drf_totp import crypto
-
-    if connection.vendor != "postgresql":
+    if connections["default"].vendor != "postgresql":
         raise SystemExit("the scale test runs on PostgreSQL only")
-    seed.migrate()
-    ciphertext = crypto.encrypt(SECRET)
-    password = seed.password_hash()
-    small = 1000
-    add_users(1, small, ciphertext, password)
-    vacuum_analyze()
-    user_ids = list(get_user_model().objects.order_by("pk").values_list("pk", flat=True))
-    server = Server(args.database_url, args.work_path / "gunicorn-scale.log")
-    results = []
+    devices = {"small": SMALL, "default": args.scale}
+    started = time.monotonic()
+    for alias in ALIASES:
+        seed_scale(alias, devices[alias])
+    print(f"  [scale] seeded {SMALL + args.scale:,} devices in {time.monotonic() - started:.0f} s")
+    benches, rows, servers = {}, {}, {}
+    for alias in ALIASES:
+        with using(alias):
+            ids = list(get_user_model().objects.order_by("pk").values_list("pk", flat=True))
+            benches[alias] = Bench(args, members(ids[:: len(ids) // SMALL][:SMALL]))
+        rows[alias] = Row("validate", f"validate, {devices[alias]:,} devices")
     try:
-        server.wait_ready(members(user_ids[:1])[0].token)
-        results.append(measure_at(args, server, user_ids, small))
-        started = time.monotonic()
-        add_users(small + 1, args.scale, ciphertext, password)
-        vacuum_analyze()
-        seeded = time.monotonic() - started
-        print(f"  [scale] seeded {args.scale - small:,} more devices in {seeded:.0f} s", flush=True)
-        all_ids = list(get_user_model().objects.order_by("pk").values_list("pk", flat=True))
-        spread = all_ids[:: len(all_ids) // small][:small]
-        results.append(measure_at(args, server, spread, args.scale))
+        for alias in ALIASES:
+            log = args.work_path / f"gunicorn-scale-{alias}.log"
+            servers[alias] = Server(urls[alias], log)
+            servers[alias].wait_ready(benches[alias].pool.members[0].token)
+            with using(alias):  # one unrecorded run each: caches, connections, the database
+                benches[alias].run_once(servers[alias].url, SCALE_VALIDATE)
+        for rep in range(args.reps):
+            for alias in ALIASES if rep % 2 == 0 else ALIASES[::-1]:
+                with using(alias):
+                    record = benches[alias].run(servers[alias], SCALE_VALIDATE)
+                rows[alias].runs.append(record)
+                print(
+                    f"  [scale {devices[alias]:,}] validate rep {rep + 1}: "
+                    f"{record['rps']:8.1f}/s p50 {record['p50_ms']:6.2f} ms "
+                    f"p99 {record['p99_ms']:6.2f} ms errors {record['errors']} "
+                    f"other-cpu {record['foreign_cores']}",
+                    flush=True,
+                )
     finally:
-        server.stop()
-    with connection.cursor() as cursor:
+        for server in servers.values():
+            server.stop()
+    results = []
+    for alias in ALIASES:
+        with using(alias):
+            summary = summarize(rows[alias])
+            summary["devices"] = devices[alias]
+            summary["plans"] = plans(alias, spare_member(benches[alias]))
+        results.append(summary)
+    with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('drf_totp_totpdevice'))")
         size = cursor.fetchone()[0]
     return {"database": "postgres-scale", "device_table_size": size, "results": results}

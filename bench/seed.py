@@ -55,10 +55,10 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def migrate() -> None:
+def migrate(alias: str = "default") -> None:
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
+    call_command("migrate", database=alias, verbosity=0, interactive=False)
 
 
 def password_hash() -> str:
@@ -126,11 +126,12 @@ def seed_users(count: int, *, batch: int = 2000) -> list[Member]:
     return members
 
 
-def settle() -> None:
+def settle(alias: str = "default") -> None:
     """Let the database finish the seeding's work before anything is measured: statistics, and
     the seeded pages written out (a checkpoint), so no run pays for them."""
-    from django.db import connection
+    from django.db import connections
 
+    connection = connections[alias]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("VACUUM ANALYZE")

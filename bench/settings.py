@@ -32,6 +32,13 @@ WSGI_APPLICATION = "bench.wsgi.application"
 DATABASES = {
     "default": dj_database_url.parse(os.environ.get("DATABASE_URL", SQLITE_URL), conn_max_age=600)
 }
+# The scale test (bench/scale.py) measures a second PostgreSQL database beside the first, and
+# sends the bench's own queries to one or the other with a router.
+if "BENCH_SMALL_DATABASE_URL" in os.environ:
+    DATABASES["small"] = dj_database_url.parse(
+        os.environ["BENCH_SMALL_DATABASE_URL"], conn_max_age=600
+    )
+    DATABASE_ROUTERS = ["bench.scale.Router"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; synchronous=NORMAL syncs at checkpoints rather
     # than at every commit (SQLite's advice for WAL). The timeout waits out the other worker.
