@@ -221,9 +221,9 @@ def main() -> None:
         "--postgres-url", default=POSTGRES_URL, help="its database is dropped and made anew"
     )
     parser.add_argument("--users", type=int, help="users seeded (default 20,000; quick 6,000)")
-    parser.add_argument("--duration", type=float, help="seconds per run (default 5; quick 2)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 3; quick 2)")
     parser.add_argument(
-        "--reps", type=int, help="runs per row, median reported (default 5; quick 1)"
+        "--reps", type=int, help="runs per row, median reported (default 9; quick 1)"
     )
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument(
@@ -239,9 +239,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "build" / "bench" / "results")
     args = parser.parse_args()
     args.users = args.users or (6000 if args.quick else 20000)
-    args.duration = args.duration or (2 if args.quick else 5)
+    args.duration = args.duration or (2 if args.quick else 3)
     args.retries = (0 if args.quick else 1) if args.retries is None else args.retries
-    args.reps = args.reps or (1 if args.quick else 5)
+    args.reps = args.reps or (1 if args.quick else 9)
     args.scale = args.scale or (100_000 if args.quick else 1_000_000)
     args.work = ROOT / "build" / "bench"
     args.work.mkdir(parents=True, exist_ok=True)
