@@ -78,6 +78,8 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         value = getattr(s, name)
         if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
             error(f"TOTP_{name} must be a positive whole number.", "E007")
+    if not isinstance(s.THROTTLE_FAIL_CLOSED, bool):
+        error("TOTP_THROTTLE_FAIL_CLOSED must be True or False.", "E009")
     if messages:
         return messages
     if s.FREE_FAILURES > 10:
@@ -133,15 +135,15 @@ def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error
     return []
 
 
-@register(Tags.security, deploy=True)
+@register(Tags.security)
 def check_num_proxies(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     if api_settings.NUM_PROXIES is not None:
         return []
     return [
         Warning(
-            "REST_FRAMEWORK['NUM_PROXIES'] is not set, so DRF takes the client IP from the "
-            "X-Forwarded-For header as sent: a client can pick a new IP for every request and "
-            "evade the per-IP throttles (the per-user lock in the database still holds).",
+            "REST_FRAMEWORK['NUM_PROXIES'] is not set. drf-totp's per-IP throttles use "
+            "REMOTE_ADDR: behind a proxy, every client shares the proxy's budget. DRF's own "
+            "throttles take the client IP from X-Forwarded-For as sent, which a client chooses.",
             hint="Set NUM_PROXIES to the number of proxies in front of the app (0 for none).",
             id="drf_totp.W005",
         )

@@ -7,14 +7,19 @@ Error bodies look like ``{"detail": "...", "code": "...", "errors": {"token": [{
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("drf_totp")
 
 
 class FieldError(exceptions.ValidationError):
@@ -99,6 +104,32 @@ class AlreadyEnabled(exceptions.APIException):
     default_code = "already_enabled"
 
 
+# Seconds a client is asked to wait (Retry-After) when a service the package needs has failed.
+RETRY_AFTER_SECONDS = 10
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """The database failed: connection lost or refused, statement timeout. Nothing to fix in
+    the request; send it again later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The service is temporarily unavailable. Try again later.")
+    default_code = "service_unavailable"
+    wait = RETRY_AFTER_SECONDS
+
+
+class ThrottleUnavailable(ServiceUnavailable):
+    """The throttles' cache failed and ``TOTP_THROTTLE_FAIL_CLOSED`` refuses requests meanwhile."""
+
+    default_code = "throttle_unavailable"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = _("The request body is too large.")
+    default_code = "request_too_large"
+
+
 def _flatten(details: Any, prefix: str = "") -> dict[str, list[dict[str, str]]]:
     """``get_full_details()`` of a validation error as ``{field: [{message, code}]}``."""
     if isinstance(details, dict) and set(details) == {"message", "code"}:
@@ -116,8 +147,25 @@ def _flatten(details: Any, prefix: str = "") -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def infrastructure_error(exc: Exception) -> Exception:
+    """A failure around the request as an answer the client can act on; others unchanged.
+
+    A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413. OperationalError and InterfaceError
+    are what a lost or refused connection, a statement or lock timeout and a deadlock raise: a
+    503, the cause logged. Other database errors are bugs and stay 500s.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return exc
+    # Database errors name the host and the failure, never the password.
+    logger.error("service_unavailable: the database failed", exc_info=exc)
+    return ServiceUnavailable()
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler (status, headers, rollback), with a ``code`` in every error body."""
+    exc = infrastructure_error(exc)
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
@@ -128,8 +176,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": first["message"], "code": first["code"], "errors": errors}
     else:
         response.data = {"detail": details["message"], "code": details["code"]}
-    wait = getattr(exc, "wait", None)  # Throttled, and our Locked
-    if isinstance(exc, exceptions.Throttled) and wait is not None:
+    wait = getattr(exc, "wait", None)  # Throttled, and our Locked and ServiceUnavailable
+    if wait is not None:
         response.data["retry_after"] = math.ceil(wait)
     response.data.update(getattr(exc, "extra", {}))
     return response

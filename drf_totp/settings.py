@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "TOTP_LOGIN_CREDENTIAL": "session",
     # Ask for the password too when disabling 2FA.
     "TOTP_DISABLE_REQUIRES_PASSWORD": False,
+    # When the throttles' cache fails: False lets requests through (the lock in the database
+    # still limits guesses), True refuses them with a 503 until the cache is back.
+    "TOTP_THROTTLE_FAIL_CLOSED": False,
 }
 
 

@@ -81,6 +81,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
+    # No proxy in front: the client IP is REMOTE_ADDR (drf-totp checks that this is set).
+    "NUM_PROXIES": 0,
 }
 
 

@@ -156,14 +156,74 @@ def test_with_num_proxies_set_a_forged_x_forwarded_for_does_not_reset_the_ip_sco
     assert_throttled(attempt(client_of(users[3], ip="10.0.0.1", **forged)))
 
 
-def test_deploy_check_warns_while_num_proxies_is_unset(settings):
-    settings.REST_FRAMEWORK = {
-        key: value for key, value in settings.REST_FRAMEWORK.items() if key != "NUM_PROXIES"
-    }
-    assert "drf_totp.W005" in {m.id for m in run_checks(include_deployment_checks=True)}
+@pytest.fixture
+def num_proxies(settings):
+    """``num_proxies(n)``: set DRF's NUM_PROXIES (None: unset, DRF's default)."""
 
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
-    assert "drf_totp.W005" not in {m.id for m in run_checks(include_deployment_checks=True)}
+    def set_num_proxies(value):
+        framework = {k: v for k, v in settings.REST_FRAMEWORK.items() if k != "NUM_PROXIES"}
+        if value is not None:
+            framework["NUM_PROXIES"] = value
+        settings.REST_FRAMEWORK = framework
+
+    return set_num_proxies
+
+
+@pytest.mark.usefixtures("counting_cache")
+def test_without_num_proxies_a_forged_x_forwarded_for_does_not_reset_the_ip_scope(
+    users_with_2fa, rates, num_proxies
+):
+    """Issue 11.4: DRF alone would key each request below on the header the client chose."""
+    num_proxies(None)
+    rates(totp_user=None, totp_ip="3/min")
+    users = users_with_2fa(4)
+    for index, user in enumerate(users[:3]):
+        forged = {"HTTP_X_FORWARDED_FOR": f"203.0.113.{index}"}
+        assert_passed(attempt(client_of(user, ip="10.0.0.1", **forged)))
+
+    forged = {"HTTP_X_FORWARDED_FOR": "203.0.113.99"}
+    assert_throttled(attempt(client_of(users[3], ip="10.0.0.1", **forged)))
+
+
+@pytest.mark.usefixtures("counting_cache")
+def test_without_num_proxies_a_client_cannot_spend_another_ips_budget(
+    users_with_2fa, rates, num_proxies
+):
+    num_proxies(None)
+    rates(totp_user=None, totp_ip="3/min")
+    attacker, victim = users_with_2fa(2)
+    as_victim = {"HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    for _ in range(3):
+        assert_passed(attempt(client_of(attacker, ip="10.0.0.66", **as_victim)))
+    assert_throttled(attempt(client_of(attacker, ip="10.0.0.66", **as_victim)))
+
+    assert_passed(attempt(client_of(victim, ip="198.51.100.7")))
+
+
+@pytest.mark.usefixtures("counting_cache")
+def test_with_one_proxy_the_address_it_appends_is_the_client_ip(users_with_2fa, rates, num_proxies):
+    """As DRF reads it: the last address of X-Forwarded-For, the one the proxy added; what the
+    client put before it does not count."""
+    num_proxies(1)
+    rates(totp_user=None, totp_ip="2/min")
+    users = users_with_2fa(4)
+    proxy = "10.0.0.1"
+    for index, user in enumerate(users[:2]):
+        header = {"HTTP_X_FORWARDED_FOR": f"203.0.113.{index}, 198.51.100.7"}
+        assert_passed(attempt(client_of(user, ip=proxy, **header)))
+    header = {"HTTP_X_FORWARDED_FOR": "203.0.113.50, 198.51.100.7"}
+    assert_throttled(attempt(client_of(users[2], ip=proxy, **header)))
+
+    another_client = {"HTTP_X_FORWARDED_FOR": "198.51.100.8"}
+    assert_passed(attempt(client_of(users[3], ip=proxy, **another_client)))
+
+
+@pytest.mark.parametrize("value,warned", [(None, True), (0, False), (1, False)])
+def test_check_warns_while_num_proxies_is_unset(num_proxies, value, warned):
+    """Issue 11.4: in every ``check`` (runserver, migrate, ...), not only ``--deploy``."""
+    num_proxies(value)
+
+    assert ("drf_totp.W005" in {message.id for message in run_checks()}) is warned
 
 
 @pytest.mark.usefixtures("counting_cache")

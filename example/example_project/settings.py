@@ -70,6 +70,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
+    # runserver has no proxy in front: the client IP is REMOTE_ADDR. Behind a load balancer,
+    # set the number of proxies (drf-totp's system check drf_totp.W005 asks for this setting).
+    "NUM_PROXIES": 0,
 }
 
 TOTP_ISSUER_NAME = "drf-totp demo"
