@@ -14,6 +14,7 @@ from drf_totp.models import TOTPDevice
 from tests.code_checks import (
     CODE_ENDPOINTS,
     GENERATE,
+    LOGIN,
     LOGIN_VERIFY,
     SECRET,
     assert_error,
@@ -269,3 +270,40 @@ def test_generate_refuses_a_bad_body_and_enrolls_nothing(
     assert_error(response, status, code, field=field)
     assert not [q for q in queries.captured_queries if q["sql"].split(" ", 1)[0] in WRITES]
     assert not TOTPDevice.objects.filter(user=user).exists()
+
+
+# --- a body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (issue 12.3) -----------------------------
+
+
+@pytest.mark.parametrize("url", [*CODE_ENDPOINTS.values(), GENERATE, LOGIN, LOGIN_VERIFY])
+def test_a_body_over_data_upload_max_memory_size_gets_a_json_413(auth_client, settings, url):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"token": "' + "1" * 1000 + '"}'
+
+    response = auth_client.post(url, body, content_type=JSON)
+
+    assert_error(response, 413, "request_too_large")
+
+
+def test_a_body_at_data_upload_max_memory_size_is_read(auth_client, settings, device, endpoint):
+    body = f'{{"token": "{current_code(device)}"}}'
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body.encode())
+
+    response = auth_client.post(CODE_ENDPOINTS[endpoint], body, content_type=JSON)
+
+    assert response.status_code == 200, response.content
+
+
+def test_the_parser_holds_the_limit_where_drf_hands_it_the_stream(settings):
+    """DRF before 3.17.2 gave the JSON parser the request stream, where Django's limit does not
+    apply; the parser applies it itself (whatever the Content-Length)."""
+    import io
+
+    from django.core.exceptions import RequestDataTooBig
+
+    from drf_totp.parsers import JSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    assert JSONParser().parse(io.BytesIO(b'{"a": 123}')) == {"a": 123}  # 10 bytes
+    with pytest.raises(RequestDataTooBig):
+        JSONParser().parse(io.BytesIO(b'{"a": 1234}'))

@@ -1,0 +1,110 @@
+"""Servers a fault test can break: a throwaway redis-server of the test's own, and the test's own
+PostgreSQL connections (never the shared servers themselves).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from django.db import connection
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (the kernel's pick, released at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, with nothing saved to disk; ``stop()`` and
+    ``start()`` it at will (it keeps its port)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
+
+    def keys(self) -> int:
+        """The number of keys stored (the throttles' histories)."""
+        return int(self.client().dbsize())
+
+
+# The two Redis backends a project may use; short timeouts so a test does not wait on a down
+# server (an operator should set such timeouts too: redis-py waits forever by default).
+REDIS_BACKENDS = {
+    "django": ("django.core.cache.backends.redis.RedisCache", {"socket_connect_timeout": 1}),
+    "django-redis": ("django_redis.cache.RedisCache", {"SOCKET_CONNECT_TIMEOUT": 1}),
+}
+
+
+def redis_cache_settings(backend: str, url: str) -> dict:
+    path, options = REDIS_BACKENDS[backend]
+    return {"default": {"BACKEND": path, "LOCATION": url, "OPTIONS": options}}
+
+
+def redis_server_or_skip() -> RedisServer:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    return RedisServer()
+
+
+def require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): pg_terminate_backend")
+
+
+def backend_pid(conn=connection) -> int:
+    """The server process of this thread's connection (the connection is opened if need be)."""
+    conn.ensure_connection()
+    return int(conn.connection.info.backend_pid)
+
+
+def terminate(pids) -> None:
+    """Kill the given PostgreSQL backends (the test's own connections), from a connection of
+    its own, as an operator or a failover would."""
+    import psycopg
+
+    settings = connection.settings_dict
+    params = {
+        "host": settings["HOST"] or None,
+        "port": settings["PORT"] or None,
+        "user": settings["USER"] or None,
+        "password": settings["PASSWORD"] or None,
+        "dbname": settings["NAME"],
+        "autocommit": True,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
