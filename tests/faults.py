@@ -91,9 +91,8 @@ def backend_pid(conn=connection) -> int:
     return int(conn.connection.info.backend_pid)
 
 
-def terminate(pids) -> None:
-    """Kill the given PostgreSQL backends (the test's own connections), from a connection of
-    its own, as an operator or a failover would."""
+def connect_aside(**options):
+    """A psycopg connection of its own to the test database, outside Django."""
     import psycopg
 
     settings = connection.settings_dict
@@ -103,8 +102,20 @@ def terminate(pids) -> None:
         "user": settings["USER"] or None,
         "password": settings["PASSWORD"] or None,
         "dbname": settings["NAME"],
-        "autocommit": True,
     }
-    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as admin:
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, **options)
+
+
+def terminate(pids) -> int:
+    """Kill the given PostgreSQL backends, as an operator or a failover would; returns how many.
+
+    Only backends of the test database (which only this test run uses) are touched: a pid
+    whose connection has closed since may belong to someone else's backend by now.
+    """
+    with connect_aside(autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE pid = ANY(%s) AND datname = current_database() AND pid <> pg_backend_pid()",
+            [list(pids)],
+        ).fetchone()
+    return int(killed[0]) if killed else 0
