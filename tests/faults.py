@@ -4,6 +4,7 @@ PostgreSQL connections (never the shared servers themselves).
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,17 +24,19 @@ def free_port() -> int:
 
 class RedisServer:
     """A redis-server on a free loopback port, with nothing saved to disk; ``stop()`` and
-    ``start()`` it at will (it keeps its port)."""
+    ``start()`` it at will (it keeps its port). It wants a password, which ``url`` carries, so a
+    test can check that the password never reaches a log."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = f"redis-password-{secrets.token_hex(8)}"
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
+            + ["--save", "", "--appendonly", "no", "--requirepass", self.password],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -54,7 +57,7 @@ class RedisServer:
             self.process = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        return redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
 
     def keys(self) -> int:
         """The number of keys stored (the throttles' histories)."""
