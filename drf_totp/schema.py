@@ -24,12 +24,16 @@ ERRORS = {
     401: _("Not authenticated."),
     403: _("Not allowed (CSRF, permission), or locked out after too many failures."),
     409: _("The request does not fit the user's 2FA state."),
+    413: _("The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE."),
     415: _("The body is not JSON."),
     429: _("Locked after wrong codes, or throttled; see Retry-After."),
+    503: _("The database (or the throttles' cache) failed; see Retry-After."),
 }
 
 
 def responses(ok: Any, *statuses: int) -> dict[int, Any]:
+    """The 200 body and the errors, 503 included: every endpoint needs the database."""
+    statuses = (*statuses, 503)
     errors = {
         status: OpenApiResponse(serializers.ErrorSerializer, description=ERRORS[status])
         for status in statuses
@@ -86,14 +90,14 @@ def _extension(target: str, **schema: Any) -> None:
 
 
 TAGS = ["2FA"]
-CODE_ERRORS = (400, 401, 403, 409, 415, 429)
+CODE_ERRORS = (400, 401, 403, 409, 413, 415, 429)
 
 _extension(
     "drf_totp.views.GenerateView",
     tags=TAGS,
     summary=_("Start (or restart) enrollment"),
     request=serializers.EmptySerializer,
-    responses=responses(serializers.GenerateResponseSerializer, 400, 401, 403, 409, 415),
+    responses=responses(serializers.GenerateResponseSerializer, 400, 401, 403, 409, 413, 415),
 )
 _extension(
     "drf_totp.views.VerifyView",
@@ -129,11 +133,11 @@ _extension(
     "drf_totp.views.LoginView",
     tags=TAGS,
     summary=_("Log in, step one: password"),
-    responses=responses(serializers.LoginResponseSerializer, 400, 415, 429),
+    responses=responses(serializers.LoginResponseSerializer, 400, 413, 415, 429),
 )
 _extension(
     "drf_totp.views.LoginVerifyView",
     tags=TAGS,
     summary=_("Log in, step two: ticket and code"),
-    responses=responses(serializers.LoginResponseSerializer, 400, 403, 409, 415, 429),
+    responses=responses(serializers.LoginResponseSerializer, 400, 403, 409, 413, 415, 429),
 )

@@ -162,5 +162,7 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(  # type: ignore[assignment]
         child=FieldErrorSerializer(many=True), required=False, help_text=_("Per input field.")
     )
-    retry_after = serializers.IntegerField(required=False, help_text=_("With code 'locked'."))
+    retry_after = serializers.IntegerField(
+        required=False, help_text=_("Seconds to wait: with the 429 and 503 answers.")
+    )
     locked_until = serializers.DateTimeField(required=False, help_text=_("With code 'locked'."))
