@@ -36,12 +36,12 @@ DEFAULT_RATES = {
 _CACHE_FAILED = "_drf_totp_throttle_cache_failed"
 
 
-class CacheFailure(Exception):
+class _CacheFailure(Exception):
     """The throttle's cache raised: anything it raises is taken as the cache being down."""
 
 
 class _GuardedCache:
-    """The cache a throttle reads and writes, with every failure raised as ``CacheFailure``."""
+    """The cache a throttle reads and writes, with every failure raised as ``_CacheFailure``."""
 
     alias = DEFAULT_CACHE_ALIAS
 
@@ -49,13 +49,13 @@ class _GuardedCache:
         try:
             return caches[self.alias].get(key, default)
         except Exception as exc:
-            raise CacheFailure() from exc
+            raise _CacheFailure() from exc
 
     def set(self, key: str, value: Any, timeout: int) -> None:
         try:
             caches[self.alias].set(key, value, timeout)
         except Exception as exc:
-            raise CacheFailure() from exc
+            raise _CacheFailure() from exc
 
     def describe(self) -> str:
         """The alias and backend class (never LOCATION or OPTIONS, which may hold a password)."""
@@ -83,7 +83,7 @@ class RateFromSettingsThrottle(SimpleRateThrottle):
             return True  # the first throttle of this request logged (or refused) already
         try:
             return super().allow_request(request, view)
-        except CacheFailure as failure:
+        except _CacheFailure as failure:
             setattr(request, _CACHE_FAILED, True)
             return self.cache_failed(request, failure.__cause__)
 
