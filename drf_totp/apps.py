@@ -9,6 +9,9 @@ class DrfTotpConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import marks
+
+        marks.connect()
 
         try:
             import drf_spectacular  # noqa: F401

@@ -74,6 +74,7 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         "MAX_FAILURES",
         "RECOVERY_CODES_COUNT",
         "TICKET_MAX_AGE",
+        "LOGIN_TOKENS_PER_USER",
     ):
         value = getattr(s, name)
         if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
@@ -96,8 +97,9 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
     return messages
 
 
-# What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable).
-_CREDENTIAL_APPS = {"authtoken": "rest_framework.authtoken", "knox": "knox"}
+# What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable;
+# "authtoken" issues drf-totp's own tokens, see check_token_authentication).
+_CREDENTIAL_APPS = {"knox": "knox"}
 
 
 @register()
@@ -131,6 +133,45 @@ def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error
                 )
             ]
     return []
+
+
+_OUR_TOKENS = "drf_totp.authentication.TokenAuthentication"
+
+
+@register(Tags.security)
+def check_token_authentication(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """With "authtoken", the class that reads drf-totp's tokens must be in the defaults, before
+    DRF's own ``TokenAuthentication``, which would refuse drf-totp's keys as invalid."""
+    from rest_framework.authentication import TokenAuthentication
+
+    from .authentication import TokenAuthentication as LoginTokenAuthentication
+
+    if totp_settings.LOGIN_CREDENTIAL != "authtoken":
+        return []
+    classes = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    ours = [i for i, cls in enumerate(classes) if issubclass(cls, LoginTokenAuthentication)]
+    theirs = [
+        i
+        for i, cls in enumerate(classes)
+        if issubclass(cls, TokenAuthentication) and not issubclass(cls, LoginTokenAuthentication)
+    ]
+    if not ours:
+        problem = f"needs {_OUR_TOKENS!r} in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
+    elif theirs and theirs[0] < ours[0]:
+        problem = (
+            f"needs {_OUR_TOKENS!r} before DRF's TokenAuthentication in "
+            "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
+        )
+    else:
+        return []
+    return [
+        Error(
+            f"TOTP_LOGIN_CREDENTIAL = 'authtoken' {problem}: the tokens of the login are "
+            "drf-totp's own, and only that class reads them.",
+            hint=f"List {_OUR_TOKENS!r} first among the token classes.",
+            id="drf_totp.E009",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)
