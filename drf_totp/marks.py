@@ -18,6 +18,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.signals import post_delete
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
@@ -51,6 +52,22 @@ def _is_drf_token(request: Request) -> bool:
 def forget(sender: Any, instance: Any, **kwargs: Any) -> None:
     """A token's mark goes with its token (logged out, replaced, expired, deleted)."""
     VerifiedToken.objects.filter(digest=instance.digest).delete()
+
+
+def clear_stale(now: datetime) -> int:
+    """Delete the marks whose token is gone (or, for knox, expired); return how many.
+
+    Deleting a token deletes its mark; this catches the rest: knox tokens that expired and were
+    never presented again, tokens deleted by raw SQL, marks of other kinds of token.
+    """
+    live = Q(digest__in=LoginToken.objects.values("digest"))
+    if apps.is_installed("knox"):
+        from knox.models import get_token_model
+
+        unexpired = Q(expiry__isnull=True) | Q(expiry__gt=now)
+        live |= Q(digest__in=get_token_model().objects.filter(unexpired).values("digest"))
+    deleted, _ = VerifiedToken.objects.exclude(live).delete()
+    return deleted
 
 
 def connect() -> None:
