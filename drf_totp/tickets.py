@@ -34,8 +34,12 @@ def _fingerprint(user: AbstractBaseUser, device: TOTPDevice) -> str:
 
 
 def issue(user: AbstractBaseUser, device: TOTPDevice) -> str:
-    """A ticket for ``user`` as ``authenticate()`` returned it (with ``user.backend`` set)."""
-    payload = {"u": str(user.pk), "b": getattr(user, "backend"), "f": _fingerprint(user, device)}
+    """A ticket for ``user`` as ``authenticate()`` returned it, ``user.backend`` set (without
+    it, as for Django's ``login()``, the one backend configured)."""
+    backend = getattr(user, "backend", None)
+    if backend is None:
+        [backend] = settings.AUTHENTICATION_BACKENDS  # several: the caller must say which
+    payload = {"u": str(user.pk), "b": backend, "f": _fingerprint(user, device)}
     return signing.dumps(payload, salt=_SALT)
 
 
