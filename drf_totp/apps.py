@@ -8,8 +8,7 @@ class DrfTotpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import marks
+        from . import checks, marks  # noqa: F401  (importing checks registers them)
 
         marks.connect()
 

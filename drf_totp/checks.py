@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cryptography.fernet import Fernet
 from django.core.checks import Error, Tags, Warning, register
@@ -148,7 +148,7 @@ def check_token_authentication(app_configs: Any = None, **kwargs: Any) -> list[E
 
     if totp_settings.LOGIN_CREDENTIAL != "authtoken":
         return []
-    classes = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    classes = cast(list[type], list(api_settings.DEFAULT_AUTHENTICATION_CLASSES))  # imported
     ours = [i for i, cls in enumerate(classes) if issubclass(cls, LoginTokenAuthentication)]
     theirs = [
         i

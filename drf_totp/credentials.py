@@ -130,7 +130,9 @@ def _lock(user: AbstractBaseUser) -> None:
     model = type(user)
     alias = router.db_for_write(model)
     if connections[alias].features.has_select_for_update:
-        list(model._default_manager.using(alias).select_for_update().filter(pk=user.pk).values("pk"))
+        list(
+            model._default_manager.using(alias).select_for_update().filter(pk=user.pk).values("pk")
+        )
 
 
 class SimpleJWTIssuer(CredentialIssuer):

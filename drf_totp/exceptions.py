@@ -162,7 +162,9 @@ class TokenLimitReached(exceptions.APIException):
     """knox's ``TOKEN_LIMIT_PER_USER``, applied as knox's own login applies it (403)."""
 
     status_code = status.HTTP_403_FORBIDDEN
-    default_detail = _("This account holds the most tokens allowed. Log out on another device first.")
+    default_detail = _(
+        "This account holds the most tokens allowed. Log out on another device first."
+    )
     default_code = "token_limit_reached"
 
 

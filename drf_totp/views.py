@@ -20,8 +20,8 @@ from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
 from .parsers import JSONParser
 from .settings import totp_settings
-from .verification import Accepted
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
+from .verification import Accepted
 
 
 # Not wrapped in ATOMIC_REQUESTS: a failed guess must stay counted when the view answers with an
@@ -144,7 +144,6 @@ class LoginAPIView(TOTPAPIView):
         # Resolve the issuer first: a bad setting must fail before a code or ticket is used up.
         self.issuer = get_issuer()
         super().initial(request, *args, **kwargs)
-
 
 
 class LoginView(LoginAPIView):

@@ -126,6 +126,51 @@ def test_knox_credential_without_knox_installed_is_error_e008(settings):
     assert "'knox'" in message.msg
 
 
+OURS = "drf_totp.authentication.TokenAuthentication"
+DRFS = "rest_framework.authentication.TokenAuthentication"
+SESSION = "rest_framework.authentication.SessionAuthentication"
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [[SESSION, DRFS], [DRFS, OURS], [SESSION, DRFS, OURS], []],
+    ids=["missing", "after DRF's", "after DRF's, session first", "none"],
+)
+def test_authtoken_without_drf_totps_class_before_drfs_is_error_e009(settings, classes):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+
+    [message] = drf_totp_messages()
+
+    assert message.id == "drf_totp.E009"
+    assert OURS in message.msg
+
+
+@pytest.mark.parametrize("classes", [[OURS], [SESSION, OURS, DRFS], [OURS, SESSION, DRFS]])
+def test_authtoken_with_drf_totps_class_first_among_token_classes_passes(settings, classes):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+
+    assert drf_totp_messages() == []
+
+
+def test_other_credentials_do_not_need_drf_totps_token_class(settings):
+    settings.TOTP_LOGIN_CREDENTIAL = "knox"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [DRFS]}
+
+    assert drf_totp_messages() == []
+
+
+def test_authtoken_no_longer_needs_drf_authtoken_installed(settings):
+    settings.INSTALLED_APPS = [
+        a for a in settings.INSTALLED_APPS if a != "rest_framework.authtoken"
+    ]
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [OURS]}
+
+    assert drf_totp_messages() == []
+
+
 @pytest.mark.parametrize("value", ["session", "authtoken", "knox", "simplejwt"])
 def test_builtin_login_credentials_pass_when_installed(value):
     with override_settings(TOTP_LOGIN_CREDENTIAL=value):

@@ -268,9 +268,7 @@ def test_an_unknown_login_token_is_refused(user, header):
     assert (response.status_code, response.json()["code"]) == (403, "authentication_failed")
 
 
-def test_a_login_token_of_an_inactive_user_is_refused(
-    api_client, user, password, settings
-):
+def test_a_login_token_of_an_inactive_user_is_refused(api_client, user, password, settings):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
     key = log_in(api_client, password).json()["token"]
     user.is_active = False

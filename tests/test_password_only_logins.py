@@ -93,7 +93,9 @@ def test_confirming_a_device_with_a_drf_token_turns_2fa_on_without_marking_the_t
     assert response.json()["enabled"] is True
     assert not VerifiedToken.objects.exists()
     assert_denied(client.get(PROTECTED))
-    assert_denied(client_with(f"Token {password_only_token(OBTAIN_AUTH_TOKEN, password)}").get(PROTECTED))
+    assert_denied(
+        client_with(f"Token {password_only_token(OBTAIN_AUTH_TOKEN, password)}").get(PROTECTED)
+    )
 
 
 def test_a_mark_an_older_version_wrote_for_a_drf_token_does_not_count(user, totp_device):

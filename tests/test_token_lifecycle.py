@@ -157,9 +157,7 @@ def test_knox_logout_all_deletes_every_mark(knox_marked, user):
     assert not VerifiedToken.objects.exists()
 
 
-def test_an_expired_knox_token_loses_its_mark_when_knox_deletes_it(
-    knox_marked, settings, clock
-):
+def test_an_expired_knox_token_loses_its_mark_when_knox_deletes_it(knox_marked, settings, clock):
     settings.REST_KNOX = {"TOKEN_TTL": timedelta(minutes=10)}
     token = knox_marked()
     clock.shift(timedelta(minutes=11))
