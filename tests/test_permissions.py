@@ -133,6 +133,18 @@ def test_validate_marks_the_session(session_client, totp_device, authenticator):
     assert_allowed(session_client.get(PROTECTED))
 
 
+def test_validate_answers_a_session_with_no_store_since_its_key_changed(
+    session_client, totp_device, authenticator
+):
+    old_key = session_client.cookies["sessionid"].value
+
+    response = post(session_client, VALIDATE, {"token": authenticator(totp_device)})
+
+    assert response.status_code == 200, response.content
+    assert response.cookies["sessionid"].value != old_key
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_a_failed_validate_leaves_the_session_denied(session_client, totp_device, authenticator):
     code = authenticator(totp_device)
     wrong = "".join(str((int(d) + 5) % 10) for d in code)
