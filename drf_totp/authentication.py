@@ -32,8 +32,6 @@ def key_digest(key: str) -> str:
 class TokenAuthentication(authentication.TokenAuthentication):
     """Reads drf-totp's login tokens; leaves every other ``Token`` key to the classes after it."""
 
-    model = LoginToken
-
     def authenticate_credentials(self, key: str) -> tuple[Any, LoginToken] | None:  # type: ignore[override]
         if not key.startswith(KEY_PREFIX):
             return None

@@ -138,29 +138,35 @@ def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error
 _OUR_TOKENS = "drf_totp.authentication.TokenAuthentication"
 
 
+def _reads_other_tokens(cls: type) -> bool:
+    """A class that takes ``Authorization: Token`` keys and refuses those it does not know: DRF's
+    ``TokenAuthentication`` (and subclasses other than drf-totp's) and knox's."""
+    from rest_framework.authentication import TokenAuthentication
+
+    from .authentication import TokenAuthentication as LoginTokenAuthentication
+
+    if issubclass(cls, LoginTokenAuthentication):
+        return False
+    return issubclass(cls, TokenAuthentication) or cls.__module__.startswith("knox.")
+
+
 @register(Tags.security)
 def check_token_authentication(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """With "authtoken", the class that reads drf-totp's tokens must be in the defaults, before
-    DRF's own ``TokenAuthentication``, which would refuse drf-totp's keys as invalid."""
-    from rest_framework.authentication import TokenAuthentication
-
+    DRF's (or knox's) ``TokenAuthentication``, which would refuse drf-totp's keys as invalid."""
     from .authentication import TokenAuthentication as LoginTokenAuthentication
 
     if totp_settings.LOGIN_CREDENTIAL != "authtoken":
         return []
     classes = cast(list[type], list(api_settings.DEFAULT_AUTHENTICATION_CLASSES))  # imported
     ours = [i for i, cls in enumerate(classes) if issubclass(cls, LoginTokenAuthentication)]
-    theirs = [
-        i
-        for i, cls in enumerate(classes)
-        if issubclass(cls, TokenAuthentication) and not issubclass(cls, LoginTokenAuthentication)
-    ]
+    theirs = [i for i, cls in enumerate(classes) if _reads_other_tokens(cls)]
     if not ours:
         problem = f"needs {_OUR_TOKENS!r} in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
     elif theirs and theirs[0] < ours[0]:
         problem = (
-            f"needs {_OUR_TOKENS!r} before DRF's TokenAuthentication in "
-            "REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
+            f"needs {_OUR_TOKENS!r} before {classes[theirs[0]].__module__}."
+            f"{classes[theirs[0]].__name__} in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
         )
     else:
         return []

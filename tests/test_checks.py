@@ -128,13 +128,14 @@ def test_knox_credential_without_knox_installed_is_error_e008(settings):
 
 OURS = "drf_totp.authentication.TokenAuthentication"
 DRFS = "rest_framework.authentication.TokenAuthentication"
+KNOX = "knox.auth.TokenAuthentication"
 SESSION = "rest_framework.authentication.SessionAuthentication"
 
 
 @pytest.mark.parametrize(
     "classes",
-    [[SESSION, DRFS], [DRFS, OURS], [SESSION, DRFS, OURS], []],
-    ids=["missing", "after DRF's", "after DRF's, session first", "none"],
+    [[SESSION, DRFS], [DRFS, OURS], [SESSION, DRFS, OURS], [KNOX, OURS], []],
+    ids=["missing", "after DRF's", "after DRF's, session first", "after knox's", "none"],
 )
 def test_authtoken_without_drf_totps_class_before_drfs_is_error_e009(settings, classes):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
@@ -146,7 +147,9 @@ def test_authtoken_without_drf_totps_class_before_drfs_is_error_e009(settings, c
     assert OURS in message.msg
 
 
-@pytest.mark.parametrize("classes", [[OURS], [SESSION, OURS, DRFS], [OURS, SESSION, DRFS]])
+@pytest.mark.parametrize(
+    "classes", [[OURS], [SESSION, OURS, DRFS], [OURS, SESSION, DRFS], [OURS, KNOX, DRFS]]
+)
 def test_authtoken_with_drf_totps_class_first_among_token_classes_passes(settings, classes):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
