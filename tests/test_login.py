@@ -550,3 +550,27 @@ def test_a_failure_while_issuing_leaves_the_code_and_the_ticket_usable(
     assert VerifiedToken.objects.filter(device_id=totp_device.pk).count() == 1
     # ...and then both are used up.
     assert_error(post(api_client, LOGIN_VERIFY, body), 400, "invalid_ticket", "ticket")
+
+
+def test_a_failing_session_login_leaves_the_code_and_the_ticket_usable(
+    api_client, user, totp_device, ticket, authenticator, monkeypatch
+):
+    from django.contrib.auth import login as django_login
+
+    from drf_totp import credentials
+
+    def login_failing_once(request, user, backend=None):
+        monkeypatch.setattr(credentials, "login", django_login)
+        raise ValueError("You have multiple authentication backends configured...")
+
+    monkeypatch.setattr(credentials, "login", login_failing_once)
+    body = {"ticket": ticket, "token": authenticator(totp_device)}
+
+    with pytest.raises(ValueError):
+        post(api_client, LOGIN_VERIFY, body)
+
+    totp_device.refresh_from_db()
+    assert (totp_device.use_count, totp_device.last_used_step) == (0, 0)
+    retry = post(api_client, LOGIN_VERIFY, body)
+    assert retry.status_code == 200, retry.content
+    assert "sessionid" in retry.cookies
