@@ -10,12 +10,10 @@ drf-totp's own tokens, and DRF's ``Token`` never carries a mark.
 from __future__ import annotations
 
 import hashlib
-from importlib import import_module
-from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from knox.models import get_token_model
 from rest_framework.authtoken.models import Token
@@ -110,29 +108,35 @@ def test_a_mark_an_older_version_wrote_for_a_drf_token_does_not_count(user, totp
     assert_denied(client_with(f"Token {key}").get(PROTECTED))
 
 
-def test_the_migration_deletes_the_marks_written_for_drf_tokens(user, totp_device):
-    migration = import_module("drf_totp.migrations.0002_login_tokens")
+@pytest.mark.django_db(transaction=True)
+def test_migrating_deletes_the_marks_written_for_drf_tokens_and_keeps_knoxs(user, totp_device):
+    """The database as an earlier version left it, then ``migrate``."""
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("drf_totp")
+    executor.migrate([("drf_totp", "0001_v1_initial")])
     drf_key = Token.objects.create(user=user).key
     knox_digest = get_token_model().objects.create(user=user)[0].digest
-    gone_knox_digest = "f" * 128  # a knox token deleted since: not a DRF mark either
     # A knox token hashed with SHA-256 (knox's SECURE_HASH_ALGORITHM): 64 digits too.
     sha256_knox_digest = "e" * 64
     other = get_token_model().objects.create(user=user)[0]
     get_token_model().objects.filter(digest=other.digest).update(digest=sha256_knox_digest)
-    digests = {
-        "drf": hashlib.sha256(drf_key.encode()).hexdigest(),
-        "drf, deleted since": hashlib.sha256(b"0" * 40).hexdigest(),
-        "knox": knox_digest,
-        "knox, gone": gone_knox_digest,
-        "knox, sha256": sha256_knox_digest,
-    }
-    for digest in digests.values():
-        VerifiedToken.objects.create(
-            user=user, digest=digest, device_id=totp_device.pk, verified_at=timezone.now()
-        )
+    digests = [
+        hashlib.sha256(drf_key.encode()).hexdigest(),  # a DRF token's mark
+        hashlib.sha256(b"0" * 40).hexdigest(),  # the mark of a DRF token deleted since
+        knox_digest,
+        "f" * 128,  # the mark of a knox token deleted since
+        sha256_knox_digest,
+    ]
+    with connection.cursor() as cursor:  # the table as 0001 made it
+        for digest in digests:
+            cursor.execute(
+                "INSERT INTO drf_totp_verifiedtoken (user_id, digest, device_id, verified_at)"
+                " VALUES (%s, %s, %s, %s)",
+                [user.pk, digest, totp_device.pk, timezone.now()],
+            )
 
-    migration.forget_drf_token_marks(apps, SimpleNamespace(connection=connection))
+    MigrationExecutor(connection).migrate(latest)
 
     kept = set(VerifiedToken.objects.values_list("digest", flat=True))
-    assert kept == {knox_digest, gone_knox_digest, sha256_knox_digest}
+    assert kept == {knox_digest, "f" * 128, sha256_knox_digest}
     assert not LoginToken.objects.exists()

@@ -23,8 +23,10 @@ def forget_drf_token_marks(apps, schema_editor):
     if installed_apps.is_installed("knox"):
         from knox.models import get_token_model
 
-        knox_digests = get_token_model().objects.using(alias).values("digest")
-        stale = stale.exclude(digest__in=knox_digests)
+        knox = get_token_model()
+        # knox's table may not exist yet, when knox was added to the project in this deploy.
+        if knox._meta.db_table in schema_editor.connection.introspection.table_names():
+            stale = stale.exclude(digest__in=knox.objects.using(alias).values("digest"))
     stale.delete()
 
 
