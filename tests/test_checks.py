@@ -94,6 +94,8 @@ def test_valid_window_0_or_1_passes(window):
         ("TOTP_MAX_FAILURES", 0),
         ("TOTP_TICKET_MAX_AGE", "300"),
         ("TOTP_RECOVERY_CODES_COUNT", 0),
+        ("TOTP_LOGIN_TOKENS_PER_USER", 0),
+        ("TOTP_LOGIN_TOKENS_PER_USER", None),
     ],
 )
 def test_unusable_code_settings_are_errors(setting, value):
