@@ -8,7 +8,9 @@ class DrfTotpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, marks  # noqa: F401  (importing checks registers them)
+
+        marks.connect()
 
         try:
             import drf_spectacular  # noqa: F401

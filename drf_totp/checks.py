@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cryptography.fernet import Fernet
 from django.core.checks import Error, Tags, Warning, register
@@ -74,6 +74,7 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         "MAX_FAILURES",
         "RECOVERY_CODES_COUNT",
         "TICKET_MAX_AGE",
+        "LOGIN_TOKENS_PER_USER",
     ):
         value = getattr(s, name)
         if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
@@ -98,8 +99,9 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
     return messages
 
 
-# What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable).
-_CREDENTIAL_APPS = {"authtoken": "rest_framework.authtoken", "knox": "knox"}
+# What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable;
+# "authtoken" issues drf-totp's own tokens, see check_token_authentication).
+_CREDENTIAL_APPS = {"knox": "knox"}
 
 
 @register()
@@ -133,6 +135,51 @@ def check_login_credential(app_configs: Any = None, **kwargs: Any) -> list[Error
                 )
             ]
     return []
+
+
+_OUR_TOKENS = "drf_totp.authentication.TokenAuthentication"
+
+
+def _reads_other_tokens(cls: type) -> bool:
+    """A class that takes ``Authorization: Token`` keys and refuses those it does not know: DRF's
+    ``TokenAuthentication`` (and subclasses other than drf-totp's) and knox's."""
+    from rest_framework.authentication import TokenAuthentication
+
+    from .authentication import TokenAuthentication as LoginTokenAuthentication
+
+    if issubclass(cls, LoginTokenAuthentication):
+        return False
+    return issubclass(cls, TokenAuthentication) or cls.__module__.startswith("knox.")
+
+
+@register(Tags.security)
+def check_token_authentication(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """With "authtoken", the class that reads drf-totp's tokens must be in the defaults, before
+    DRF's (or knox's) ``TokenAuthentication``, which would refuse drf-totp's keys as invalid."""
+    from .authentication import TokenAuthentication as LoginTokenAuthentication
+
+    if totp_settings.LOGIN_CREDENTIAL != "authtoken":
+        return []
+    classes = cast(list[type], list(api_settings.DEFAULT_AUTHENTICATION_CLASSES))  # imported
+    ours = [i for i, cls in enumerate(classes) if issubclass(cls, LoginTokenAuthentication)]
+    theirs = [i for i, cls in enumerate(classes) if _reads_other_tokens(cls)]
+    if not ours:
+        problem = f"needs {_OUR_TOKENS!r} in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
+    elif theirs and theirs[0] < ours[0]:
+        problem = (
+            f"needs {_OUR_TOKENS!r} before {classes[theirs[0]].__module__}."
+            f"{classes[theirs[0]].__name__} in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES']"
+        )
+    else:
+        return []
+    return [
+        Error(
+            f"TOTP_LOGIN_CREDENTIAL = 'authtoken' {problem}: the tokens of the login are "
+            "drf-totp's own, and only that class reads them.",
+            hint=f"List {_OUR_TOKENS!r} first among the token classes.",
+            id="drf_totp.E010",
+        )
+    ]
 
 
 @register(Tags.security)

@@ -13,13 +13,15 @@ from typing import Any, cast
 from django.contrib.auth import SESSION_KEY, login, user_logged_in
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router, transaction
+from django.db.models import Q
 from django.middleware.csrf import get_token
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 
-from . import marks, statements
-from .models import TOTPDevice
+from . import authentication, exceptions, marks, statements
+from .models import LoginToken, TOTPDevice
 from .settings import totp_settings
 
 
@@ -59,24 +61,39 @@ def logged_in(request: Request, user: AbstractBaseUser) -> None:
 
 
 class AuthTokenIssuer(CredentialIssuer):
-    """DRF's ``Token``. DRF keeps one per user, so a new key replaces any earlier one: a token
-    obtained before the second factor never gains its mark."""
+    """A token of drf-totp's own (``LoginToken``), sent as ``Authorization: Token <key>`` and read
+    by ``drf_totp.authentication.TokenAuthentication``. Only this issuer creates them, so no
+    password-only endpoint can hand out a marked one. Each login adds a token; the user keeps the
+    newest ``TOTP_LOGIN_TOKENS_PER_USER``."""
 
     def issue(
         self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
     ) -> dict[str, Any]:
-        from rest_framework.authtoken.models import Token
-
-        Token.objects.filter(user=user).delete()
-        token = Token.objects.create(user=user)
+        key = authentication.new_key()
+        token = LoginToken.objects.create(
+            user=user, digest=authentication.key_digest(key), created_at=now
+        )
+        _keep_newest(user)
         logged_in(request, user)
         if device is not None:
-            statements.mark(marks.key_digest(token.key), device, now)
-        return {"token": token.key}
+            statements.mark(token.digest, device, now)
+        return {"token": key}
+
+
+def _keep_newest(user: AbstractBaseUser) -> None:
+    """Delete the user's login tokens beyond the newest ``TOTP_LOGIN_TOKENS_PER_USER`` (their
+    marks go with them)."""
+    keep = totp_settings.LOGIN_TOKENS_PER_USER
+    tokens = LoginToken.objects.filter(user=user)
+    # Two statements: MariaDB has no LIMIT in an IN subquery.
+    oldest_kept = tokens.order_by("-pk").values_list("pk", flat=True)[keep - 1 : keep]
+    for pk in oldest_kept:
+        tokens.filter(pk__lt=pk).delete()
 
 
 class KnoxIssuer(CredentialIssuer):
-    """A new knox token (knox keeps many per user); marked by its digest."""
+    """A new knox token (knox keeps many per user), marked by its digest. knox's
+    ``TOKEN_LIMIT_PER_USER`` applies as knox's ``LoginView`` applies it: refused with 403."""
 
     def issue(
         self, request: Request, user: AbstractBaseUser, device: TOTPDevice | None, now: datetime
@@ -85,7 +102,18 @@ class KnoxIssuer(CredentialIssuer):
         from knox.settings import knox_settings
         from rest_framework.fields import DateTimeField
 
-        instance, token = get_token_model().objects.create(user=user)
+        model = get_token_model()
+        limit = knox_settings.TOKEN_LIMIT_PER_USER
+        with transaction.atomic(using=router.db_for_write(model)):
+            if limit is not None:
+                _lock(user)
+            instance, token = model.objects.create(
+                user=user, expiry=knox_settings.TOKEN_TTL, prefix=knox_settings.TOKEN_PREFIX
+            )
+            if limit is not None:
+                live = model.objects.filter(Q(expiry__isnull=True) | Q(expiry__gt=now), user=user)
+                if live.count() > limit:  # knox counts before it creates; here with the new one
+                    raise exceptions.TokenLimitReached()  # rolls the new token back
         logged_in(request, user)
         if device is not None:
             statements.mark(instance.digest, device, now)
@@ -94,6 +122,17 @@ class KnoxIssuer(CredentialIssuer):
             field = DateTimeField(format=knox_settings.EXPIRY_DATETIME_FORMAT)
             expiry = field.to_representation(instance.expiry)
         return {"token": token, "expiry": expiry}
+
+
+def _lock(user: AbstractBaseUser) -> None:
+    """Serialize the logins of one user until the transaction ends, so that a limit counted in it
+    holds. SQLite has no row locks, and needs none: its first write locks the database."""
+    model = type(user)
+    alias = router.db_for_write(model)
+    if connections[alias].features.has_select_for_update:
+        list(
+            model._default_manager.using(alias).select_for_update().filter(pk=user.pk).values("pk")
+        )
 
 
 class SimpleJWTIssuer(CredentialIssuer):

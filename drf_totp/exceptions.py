@@ -204,3 +204,24 @@ class InvalidPassword(FieldError):
     default_detail = _("The password is not correct.")
     default_code = "invalid_password"
     field = "password"
+
+
+class TokenLimitReached(exceptions.APIException):
+    """knox's ``TOKEN_LIMIT_PER_USER``, applied as knox's own login applies it (403)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = _(
+        "This account holds the most tokens allowed. Log out on another device first."
+    )
+    default_code = "token_limit_reached"
+
+
+class CredentialNotMarkable(exceptions.APIException):
+    """A token that a password alone can obtain (DRF's authtoken) never records the second factor."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = _(
+        "This token cannot record the second factor. Log in through the two-step login "
+        "for a token that can."
+    )
+    default_code = "credential_not_markable"

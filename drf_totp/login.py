@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import router, transaction
 
 from . import exceptions, statements, tickets
+from .models import TOTPDevice
 from .verification import Accepted, check
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,33 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
 
 
-def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any = None) -> Accepted:
-    """Redeem the ticket with a TOTP or recovery code; the ticket is dead afterwards."""
+def finish(
+    ticket: str,
+    raw: str,
+    issue: Callable[[Accepted], T],
+    *,
+    now: datetime | None = None,
+    request: Any = None,
+) -> T:
+    """Redeem the ticket with a TOTP or recovery code and return what ``issue`` makes of the
+    accepted code (the credential); the ticket is dead afterwards.
+
+    Using up the code and the ticket and issuing the credential succeed or fail together: if
+    ``issue`` raises, nothing of the success is written, and the same ticket and code can try
+    again.
+    """
     device = tickets.redeem(ticket)
     seen = device.use_count
+    issued: list[T] = []
 
     def once(accepted: Accepted) -> int:
-        # Only while no other login completed since the ticket was checked: a ticket works once.
-        return accepted.row().filter(use_count=seen).update(**accepted.changes())
+        # A recovery code's check runs in a transaction already: this is a savepoint in it.
+        with transaction.atomic(using=router.db_for_write(TOTPDevice)):
+            # Only while no other login completed since the ticket was checked: one login each.
+            changed = accepted.row().filter(use_count=seen).update(**accepted.changes())
+            if changed:
+                issued.append(issue(accepted))
+        return changed
 
-    return check(device, raw, now=now, request=request, action=once)
+    check(device, raw, now=now, request=request, action=once)
+    return issued[0]

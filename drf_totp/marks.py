@@ -1,25 +1,30 @@
 """Where it is recorded that a credential passed the second factor, and how it is read back.
 
 - a Django session carries ``SESSION_KEY``: the device and the time;
-- an opaque token (DRF authtoken, knox) has a ``VerifiedToken`` row, found by its digest;
+- an opaque token of drf-totp (``LoginToken``) or of knox has a ``VerifiedToken`` row, found by
+  its digest, deleted with its token;
 - a SimpleJWT token carries the claims ``amr`` (with "otp"), ``auth_time`` and ``otp_device``.
 
 A mark names the device that passed, so after 2FA is disabled and enabled again, no earlier
-mark counts for the new device.
+mark counts for the new device. DRF's own authtoken ``Token`` never carries a mark: DRF hands
+the same key to anyone with the password (``obtain_auth_token``, and every login that does
+``Token.objects.get_or_create``), so a mark on it would let a password alone pass.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
-from rest_framework.authentication import SessionAuthentication
+from django.db.models import Q
+from django.db.models.signals import post_delete
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
-from . import statements
-from .models import TOTPDevice, VerifiedToken
+from . import authentication, exceptions, statements
+from .models import LoginToken, TOTPDevice, VerifiedToken
 from .verification import Accepted, Action, record
 
 SESSION_KEY = "drf_totp_verified"
@@ -27,17 +32,51 @@ AMR_PASSWORD = "pwd"
 AMR_OTP = "otp"  # RFC 8176
 
 
-def key_digest(key: str) -> str:
-    """The digest that stands for a DRF authtoken key (the key itself is never stored here)."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def token_digest(auth: Any) -> str | None:
     """The digest under which an opaque token's mark is kept, or None for other credentials."""
+    if isinstance(auth, LoginToken):
+        return auth.digest
     if hasattr(auth, "digest") and hasattr(auth, "token_key"):  # knox AuthToken
         return str(auth.digest)
-    key = getattr(auth, "key", None)  # DRF authtoken Token
-    return key_digest(key) if isinstance(key, str) else None
+    return None
+
+
+def _is_drf_token(request: Request) -> bool:
+    """Authenticated by DRF's TokenAuthentication (or a subclass), not by drf-totp's own."""
+    authenticator = request.successful_authenticator
+    return isinstance(authenticator, TokenAuthentication) and not isinstance(
+        authenticator, authentication.TokenAuthentication
+    )
+
+
+def forget(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A token's mark goes with its token (logged out, replaced, expired, deleted)."""
+    VerifiedToken.objects.filter(digest=instance.digest).delete()
+
+
+def clear_stale(now: datetime) -> int:
+    """Delete the marks whose token is gone (or, for knox, expired); return how many.
+
+    Deleting a token deletes its mark; this catches the rest: knox tokens that expired and were
+    never presented again, tokens deleted by raw SQL, marks of other kinds of token.
+    """
+    live = Q(digest__in=LoginToken.objects.values("digest"))
+    if apps.is_installed("knox"):
+        from knox.models import get_token_model
+
+        unexpired = Q(expiry__isnull=True) | Q(expiry__gt=now)
+        live |= Q(digest__in=get_token_model().objects.filter(unexpired).values("digest"))
+    deleted, _ = VerifiedToken.objects.exclude(live).delete()
+    return deleted
+
+
+def connect() -> None:
+    """Delete the mark of every deleted ``LoginToken`` and knox token (from ``AppConfig.ready``)."""
+    post_delete.connect(forget, sender=LoginToken, dispatch_uid="drf_totp.marks.login_token")
+    if apps.is_installed("knox"):
+        from knox.models import get_token_model
+
+        post_delete.connect(forget, sender=get_token_model(), dispatch_uid="drf_totp.marks.knox")
 
 
 def mark_session(session: Any, device: TOTPDevice, now: datetime) -> None:
@@ -49,8 +88,11 @@ def recording(request: Request) -> Action:
 
     For an opaque token, the accepted code and the token's mark are written in one transaction
     (on PostgreSQL, in one statement): one commit, and never a code used up without its mark.
-    Otherwise, the plain ``record``.
+    Otherwise, the plain ``record``. DRF's authtoken cannot carry a mark: refused before any
+    code is checked, so the code stays unused and no guess is counted.
     """
+    if _is_drf_token(request):
+        raise exceptions.CredentialNotMarkable()
     if is_session(request) or (digest := token_digest(request.auth)) is None:
         return record
 
@@ -76,8 +118,9 @@ def is_session(request: Request) -> bool:
 def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
     """Mark the credential of this request as having passed the second factor.
 
-    A session gets a fresh key (against fixation); an opaque token gets its row. Nothing is
-    created for other credentials: in particular no session for a token-authenticated request.
+    A session gets a fresh key (against fixation); an opaque token of drf-totp or knox gets its
+    row. Nothing is created for other credentials: in particular no session for a
+    token-authenticated request, and no mark for DRF's authtoken.
     """
     if is_session(request):
         request.session.cycle_key()

@@ -117,9 +117,9 @@ class RecoveryCode(models.Model):
 
 
 class VerifiedToken(models.Model):
-    """Marks an opaque API token (DRF authtoken, knox) as issued after the second factor.
-
-    Such tokens carry no claims, so ``IsOTPVerified`` looks them up here by digest.
+    """Marks an opaque API token (drf-totp's ``LoginToken``, knox) as having passed the second
+    factor. Such tokens carry no claims, so ``IsOTPVerified`` looks them up here by digest; a
+    mark goes when its token goes.
     """
 
     user = models.ForeignKey(
@@ -132,7 +132,7 @@ class VerifiedToken(models.Model):
         _("digest"),
         max_length=128,
         unique=True,
-        help_text=_("SHA-256 of the token, or knox's digest."),
+        help_text=_("The digest of the token: SHA-256 of a login token, or knox's digest."),
     )
     device_id = models.BigIntegerField(
         _("device"), help_text=_("The device that passed; a re-enrolled device does not count.")
@@ -145,3 +145,32 @@ class VerifiedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.verified_at:%Y-%m-%d %H:%M}"
+
+
+class LoginToken(models.Model):
+    """An API token issued by drf-totp's login (``TOTP_LOGIN_CREDENTIAL = "authtoken"``).
+
+    Only drf-totp's issuer creates them, so no password-only endpoint can hand one out. A user
+    may hold several (one per device or app); the key itself is never stored, only its digest.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="totp_login_tokens",
+        verbose_name=_("user"),
+    )
+    digest = models.CharField(
+        _("digest"),
+        max_length=64,
+        unique=True,
+        help_text=_("SHA-256 of the token; the token is not stored."),
+    )
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("login token")
+        verbose_name_plural = _("login tokens")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.created_at:%Y-%m-%d %H:%M}"

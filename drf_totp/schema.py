@@ -10,10 +10,12 @@ from typing import Any, cast
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
     OpenApiViewExtension,
 )
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 
 from . import serializers
@@ -22,7 +24,10 @@ from . import serializers
 ERRORS = {
     400: _("Invalid input, a wrong or reused code, or a bad ticket."),
     401: _("Not authenticated."),
-    403: _("Not allowed (CSRF, permission), or locked out after too many failures."),
+    403: _(
+        "Not allowed (CSRF, permission, a token that cannot record the second factor, the "
+        "token limit), or locked out after too many failures."
+    ),
     409: _("The request does not fit the user's 2FA state."),
     413: _("The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE."),
     415: _("The body is not JSON."),
@@ -39,6 +44,19 @@ def responses(ok: Any, *statuses: int) -> dict[int, Any]:
         for status in statuses
     }
     return {200: ok, **errors}
+
+
+class LoginTokenScheme(OpenApiAuthenticationExtension):
+    """drf-totp's login tokens: ``Authorization: Token <key>``, a scheme of their own."""
+
+    target_class = "drf_totp.authentication.TokenAuthentication"
+    name = "loginTokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token"),
+        )
 
 
 class TokenFieldSchema(OpenApiSerializerFieldExtension):
@@ -133,7 +151,7 @@ _extension(
     "drf_totp.views.LoginView",
     tags=TAGS,
     summary=_("Log in, step one: password"),
-    responses=responses(serializers.LoginResponseSerializer, 400, 413, 415, 429),
+    responses=responses(serializers.LoginResponseSerializer, 400, 403, 413, 415, 429),
 )
 _extension(
     "drf_totp.views.LoginVerifyView",

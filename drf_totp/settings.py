@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     # The credential POST /otp/login/ issues: "session", "authtoken", "simplejwt", "knox", or a
     # dotted path to a drf_totp.credentials.CredentialIssuer subclass.
     "TOTP_LOGIN_CREDENTIAL": "session",
+    # "authtoken": how many login tokens a user keeps; a login beyond them ends the oldest.
+    "TOTP_LOGIN_TOKENS_PER_USER": 10,
     # Ask for the password too when disabling 2FA.
     "TOTP_DISABLE_REQUIRES_PASSWORD": False,
     # When the throttles' cache fails: False lets requests through (the lock in the database

@@ -4,6 +4,10 @@ A ticket is signed with ``django.core.signing``, expires after ``TOTP_TICKET_MAX
 and is bound to the user's password hash and to the state of their device. Completing the login,
 changing the password or disabling 2FA changes that state, so every outstanding ticket dies. It
 is never a credential: no view authenticates with it.
+
+It also carries the authentication backend that checked the password, which the login then
+records (Django's ``login()`` needs it when several backends are configured); a ticket whose
+backend is no longer in ``AUTHENTICATION_BACKENDS`` is invalid.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
@@ -29,11 +34,18 @@ def _fingerprint(user: AbstractBaseUser, device: TOTPDevice) -> str:
 
 
 def issue(user: AbstractBaseUser, device: TOTPDevice) -> str:
-    return signing.dumps({"u": str(user.pk), "f": _fingerprint(user, device)}, salt=_SALT)
+    """A ticket for ``user`` as ``authenticate()`` returned it, ``user.backend`` set (without
+    it, as for Django's ``login()``, the one backend configured)."""
+    backend = getattr(user, "backend", None)
+    if backend is None:
+        [backend] = settings.AUTHENTICATION_BACKENDS  # several: the caller must say which
+    payload = {"u": str(user.pk), "b": backend, "f": _fingerprint(user, device)}
+    return signing.dumps(payload, salt=_SALT)
 
 
 def redeem(ticket: str) -> TOTPDevice:
-    """The device whose second factor the ticket waits for (``device.user`` set), or raise.
+    """The device whose second factor the ticket waits for, or raise. ``device.user`` is set,
+    with ``backend``: the backend that checked the password, as ``authenticate()`` sets it.
 
     The ticket is valid only while the device's ``use_count`` is what the caller finds; the
     caller makes its success conditional on that value, so a ticket completes one login.
@@ -46,6 +58,9 @@ def redeem(ticket: str) -> TOTPDevice:
         raise exceptions.InvalidTicket() from None
     if not isinstance(payload, dict) or not isinstance(payload.get("f"), str):
         raise exceptions.InvalidTicket()
+    backend = payload.get("b")
+    if backend not in settings.AUTHENTICATION_BACKENDS:
+        raise exceptions.InvalidTicket()
     user_model = get_user_model()
     try:
         user = user_model._default_manager.get(pk=payload.get("u"))
@@ -56,4 +71,5 @@ def redeem(ticket: str) -> TOTPDevice:
     device = statements.confirmed_device(user)
     if device is None or not hmac.compare_digest(_fingerprint(user, device), payload["f"]):
         raise exceptions.InvalidTicket()
+    user.backend = backend
     return device

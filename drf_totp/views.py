@@ -18,10 +18,10 @@ from rest_framework.views import APIView
 
 from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
-from .models import TOTPDevice
 from .parsers import JSONParser
 from .settings import totp_settings
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
+from .verification import Accepted
 
 
 # Not wrapped in ATOMIC_REQUESTS: a failed guess must stay counted when the view answers with an
@@ -106,7 +106,8 @@ class ValidateView(CodeAPIView):
         accepted = devices.authenticate(self.user, token, request=request, action=action)
         if marks.is_session(request):
             marks.mark_request(request, accepted.device, accepted.at)
-        return Response({"detail": _("Code accepted."), "enabled": True})
+        # no-store: a session's mark comes with a new session key.
+        return self.no_store({"detail": _("Code accepted."), "enabled": True})
 
 
 class DisableView(CodeAPIView):
@@ -144,9 +145,6 @@ class LoginAPIView(TOTPAPIView):
         self.issuer = get_issuer()
         super().initial(request, *args, **kwargs)
 
-    def credential(self, user: AbstractBaseUser, device: TOTPDevice | None, now: Any) -> Response:
-        return self.no_store(self.issuer.issue(self.request, user, device, now))
-
 
 class LoginView(LoginAPIView):
     """Step one: the password. Without 2FA, the credential; with 2FA, a ticket for step two."""
@@ -158,7 +156,7 @@ class LoginView(LoginAPIView):
         data = self.validated(request)
         step = login.start(request, data["username"], data["password"])
         if step.ticket is None:
-            return self.credential(step.user, None, timezone.now())
+            return self.no_store(self.issuer.issue(request, step.user, None, timezone.now()))
         max_age = totp_settings.TICKET_MAX_AGE
         return self.no_store({"mfa_required": True, "ticket": step.ticket, "expires_in": max_age})
 
@@ -171,5 +169,9 @@ class LoginVerifyView(LoginAPIView):
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        accepted = login.finish(data["ticket"], data["token"], request=request)
-        return self.credential(accepted.device.user, accepted.device, accepted.at)
+
+        def issue(accepted: Accepted) -> dict[str, Any]:
+            return self.issuer.issue(request, accepted.device.user, accepted.device, accepted.at)
+
+        # The credential is issued in the transaction that uses up the code and the ticket.
+        return self.no_store(login.finish(data["ticket"], data["token"], issue, request=request))

@@ -11,11 +11,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone as django_timezone
 from django.utils.crypto import get_random_string
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from drf_totp import authentication
 from drf_totp.devices import new_secret
-from drf_totp.models import TOTPDevice
+from drf_totp.models import LoginToken, TOTPDevice
 
 PASSWORD = "correct horse battery staple"
 
@@ -95,9 +95,14 @@ def session_client(user, password) -> APIClient:
 
 @pytest.fixture
 def token_client(user) -> APIClient:
-    """Authenticated with DRF's TokenAuthentication only (no session cookie)."""
+    """Authenticated with a drf-totp login token (``Authorization: Token``, no session cookie),
+    as the "authtoken" login issues it: a token that can carry the second factor's mark."""
+    key = authentication.new_key()
+    LoginToken.objects.create(
+        user=user, digest=authentication.key_digest(key), created_at=django_timezone.now()
+    )
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -79,6 +79,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        # drf-totp's login tokens ("authtoken"), before DRF's own tokens (drf_totp.E010).
+        "drf_totp.authentication.TokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     # No proxy in front: the client IP is REMOTE_ADDR (drf-totp checks that this is set).

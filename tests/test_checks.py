@@ -95,6 +95,8 @@ def test_valid_window_0_or_1_passes(window):
         ("TOTP_TICKET_MAX_AGE", "300"),
         ("TOTP_RECOVERY_CODES_COUNT", 0),
         ("TOTP_THROTTLE_FAIL_CLOSED", "no"),
+        ("TOTP_LOGIN_TOKENS_PER_USER", 0),
+        ("TOTP_LOGIN_TOKENS_PER_USER", None),
     ],
 )
 def test_unusable_code_settings_are_errors(setting, value):
@@ -125,6 +127,54 @@ def test_knox_credential_without_knox_installed_is_error_e008(settings):
 
     assert message.id == "drf_totp.E008"
     assert "'knox'" in message.msg
+
+
+OURS = "drf_totp.authentication.TokenAuthentication"
+DRFS = "rest_framework.authentication.TokenAuthentication"
+KNOX = "knox.auth.TokenAuthentication"
+SESSION = "rest_framework.authentication.SessionAuthentication"
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [[SESSION, DRFS], [DRFS, OURS], [SESSION, DRFS, OURS], [KNOX, OURS], []],
+    ids=["missing", "after DRF's", "after DRF's, session first", "after knox's", "none"],
+)
+def test_authtoken_without_drf_totps_class_before_drfs_is_error_e010(settings, classes):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+
+    [message] = drf_totp_messages()
+
+    assert message.id == "drf_totp.E010"
+    assert OURS in message.msg
+
+
+@pytest.mark.parametrize(
+    "classes", [[OURS], [SESSION, OURS, DRFS], [OURS, SESSION, DRFS], [OURS, KNOX, DRFS]]
+)
+def test_authtoken_with_drf_totps_class_first_among_token_classes_passes(settings, classes):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+
+    assert drf_totp_messages() == []
+
+
+def test_other_credentials_do_not_need_drf_totps_token_class(settings):
+    settings.TOTP_LOGIN_CREDENTIAL = "knox"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [DRFS]}
+
+    assert drf_totp_messages() == []
+
+
+def test_authtoken_no_longer_needs_drf_authtoken_installed(settings):
+    settings.INSTALLED_APPS = [
+        a for a in settings.INSTALLED_APPS if a != "rest_framework.authtoken"
+    ]
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [OURS]}
+
+    assert drf_totp_messages() == []
 
 
 @pytest.mark.parametrize("value", ["session", "authtoken", "knox", "simplejwt"])

@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from drf_totp import credentials, marks
 from drf_totp.credentials import CredentialIssuer
-from drf_totp.models import VerifiedToken
+from drf_totp.models import LoginToken, VerifiedToken
 from tests.code_checks import LOGIN, LOGIN_VERIFY, client_with, post, redeem
 
 PROTECTED = "/protected/"
@@ -165,7 +165,7 @@ def test_a_session_login_over_the_users_own_older_session_gets_a_fresh_key(
 # --- DRF authtoken -----------------------------------------------------------------------------------
 
 
-def test_authtoken_login_with_2fa_returns_a_marked_token(
+def test_authtoken_login_with_2fa_returns_a_marked_token_of_drf_totps_own(
     api_client, user, password, totp_device, authenticator, settings
 ):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
@@ -175,28 +175,74 @@ def test_authtoken_login_with_2fa_returns_a_marked_token(
     assert response.status_code == 200, response.content
     assert set(response.json()) == {"token"}
     key = response.json()["token"]
-    assert Token.objects.get(key=key).user == user
-    mark = VerifiedToken.objects.get(digest=hashlib.sha256(key.encode()).hexdigest())
+    assert key.startswith("totp_")
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    token = LoginToken.objects.get()
+    assert (token.user, token.digest, token.created_at) == (user, digest, timezone.now())
+    assert not Token.objects.exists()  # DRF's token is not involved
+    mark = VerifiedToken.objects.get(digest=digest)
     assert (mark.user, mark.device_id, mark.verified_at) == (user, totp_device.pk, timezone.now())
     assert "sessionid" not in response.cookies
     assert "no-store" in response["Cache-Control"]
     assert client_with(f"Token {key}").get(PROTECTED).json() == {"username": "alice"}
 
 
-def test_authtoken_login_replaces_a_token_obtained_before_the_second_factor(
+def test_the_key_of_a_login_token_is_not_stored(
+    api_client, user, password, totp_device, authenticator, settings
+):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+
+    key = log_in(api_client, password, authenticator(totp_device)).json()["token"]
+
+    stored = [str(value) for value in LoginToken.objects.values().get().values()]
+    assert not any(key in value or key[len("totp_") :] in value for value in stored)
+
+
+def test_each_authtoken_login_adds_a_token_and_keeps_the_others(
+    api_client, user, password, totp_device, authenticator, settings, clock
+):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    first = log_in(api_client, password, authenticator(totp_device)).json()["token"]
+    clock.shift(30)
+    second = log_in(api_client, password, authenticator(totp_device)).json()["token"]
+
+    assert first != second
+    assert LoginToken.objects.filter(user=user).count() == 2
+    for key in (first, second):
+        assert client_with(f"Token {key}").get(PROTECTED).status_code == 200
+
+
+def test_a_user_keeps_the_newest_login_tokens_and_the_oldest_ends_with_its_mark(
+    api_client, user, password, totp_device, authenticator, settings, clock
+):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    settings.TOTP_LOGIN_TOKENS_PER_USER = 2
+    keys = []
+    for _ in range(3):
+        keys.append(log_in(api_client, password, authenticator(totp_device)).json()["token"])
+        clock.shift(30)
+
+    oldest, *kept = keys
+    refused = client_with(f"Token {oldest}").get(PROTECTED)
+    # 403, not 401: the view's first authentication class is the session's (no header to send).
+    assert (refused.status_code, refused.json()["code"]) == (403, "authentication_failed")
+    assert not VerifiedToken.objects.filter(digest=hashlib.sha256(oldest.encode()).hexdigest())
+    assert VerifiedToken.objects.count() == 2
+    for key in kept:
+        assert client_with(f"Token {key}").get(PROTECTED).status_code == 200
+
+
+def test_authtoken_login_leaves_the_users_drf_token_alone_and_unmarked(
     api_client, user, password, totp_device, authenticator, settings
 ):
     settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
     earlier = Token.objects.create(user=user).key
-    assert client_with(f"Token {earlier}").get(PROTECTED).status_code == 403
 
-    key = log_in(api_client, password, authenticator(totp_device)).json()["token"]
+    log_in(api_client, password, authenticator(totp_device))
 
-    assert key != earlier
-    assert not Token.objects.filter(key=earlier).exists()
+    assert Token.objects.filter(key=earlier).exists()
     refused = client_with(f"Token {earlier}").get(PROTECTED)
-    assert (refused.status_code, refused.json()["code"]) == (403, "authentication_failed")
-    assert not VerifiedToken.objects.filter(digest=marks.key_digest(earlier)).exists()
+    assert (refused.status_code, refused.json()["code"]) == (403, "otp_required")
 
 
 def test_authtoken_login_without_2fa_returns_an_unmarked_token(
@@ -207,9 +253,30 @@ def test_authtoken_login_without_2fa_returns_an_unmarked_token(
     response = log_in(api_client, password)
 
     key = response.json()["token"]
-    assert Token.objects.get(key=key).user == user
+    assert LoginToken.objects.get().user == user
     assert not VerifiedToken.objects.exists()
     assert client_with(f"Token {key}").get(PROTECTED).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Token totp_unknown", "Token totp_", "token TOTP_x"],
+)
+def test_an_unknown_login_token_is_refused(user, header):
+    response = client_with(header).get("/auth/otp/status/")
+
+    assert (response.status_code, response.json()["code"]) == (403, "authentication_failed")
+
+
+def test_a_login_token_of_an_inactive_user_is_refused(api_client, user, password, settings):
+    settings.TOTP_LOGIN_CREDENTIAL = "authtoken"
+    key = log_in(api_client, password).json()["token"]
+    user.is_active = False
+    user.save()
+
+    response = client_with(f"Token {key}").get(PROTECTED)
+
+    assert (response.status_code, response.json()["code"]) == (403, "authentication_failed")
 
 
 # --- SimpleJWT ---------------------------------------------------------------------------------------

@@ -11,10 +11,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from drf_totp import marks, recovery, statements
-from drf_totp.models import RecoveryCode, TOTPDevice, VerifiedToken
+from drf_totp import authentication, recovery, statements
+from drf_totp.models import LoginToken, RecoveryCode, TOTPDevice, VerifiedToken
 from tests.code_checks import (
     DISABLE,
     GENERATE,
@@ -48,9 +47,11 @@ def assert_still_enabled(user, codes: int = 10) -> None:
 
 @pytest.fixture
 def token_mark(user, totp_device):
-    """A marked DRF token of alice, as /validate/ or /login/verify/ leaves one."""
-    key = Token.objects.create(user=user).key
-    statements.mark(marks.key_digest(key), totp_device, timezone.now())
+    """A marked login token of alice, as /validate/ or /login/verify/ leaves one."""
+    key = authentication.new_key()
+    digest = authentication.key_digest(key)
+    LoginToken.objects.create(user=user, digest=digest, created_at=timezone.now())
+    statements.mark(digest, totp_device, timezone.now())
     return key
 
 
@@ -126,8 +127,9 @@ def test_disable_leaves_other_users_alone(
 ):
     bobs_device = make_device(other_user)
     recovery.issue(other_user, timezone.now())
-    bobs_key = Token.objects.create(user=other_user).key
-    statements.mark(marks.key_digest(bobs_key), bobs_device, timezone.now())
+    bobs_digest = authentication.key_digest(authentication.new_key())
+    LoginToken.objects.create(user=other_user, digest=bobs_digest, created_at=timezone.now())
+    statements.mark(bobs_digest, bobs_device, timezone.now())
 
     assert post(auth_client, DISABLE, {"token": authenticator(totp_device)}).status_code == 200
 
@@ -255,7 +257,7 @@ def test_an_old_token_mark_is_gone_after_disable(
 ):
     assert post(auth_client, DISABLE, {"token": authenticator(totp_device)}).status_code == 200
 
-    assert not VerifiedToken.objects.filter(digest=marks.key_digest(token_mark)).exists()
+    assert not VerifiedToken.objects.filter(digest=authentication.key_digest(token_mark)).exists()
 
 
 def test_old_recovery_codes_do_not_work_after_enabling_again(

@@ -27,7 +27,6 @@ from django.db import close_old_connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
@@ -36,8 +35,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 from werkzeug.test import Client  # noqa: E402
 
-from drf_totp import recovery, tickets  # noqa: E402
-from drf_totp.models import TOTPDevice  # noqa: E402
+from drf_totp import authentication, recovery, tickets  # noqa: E402
+from drf_totp.models import LoginToken, TOTPDevice  # noqa: E402
 from drf_totp.throttling import DEFAULT_RATES  # noqa: E402
 from tests.code_checks import wrong_code  # noqa: E402
 from tests.test_openapi import generated_schema  # noqa: E402
@@ -77,8 +76,12 @@ def throttles_out_of_reach(settings):
 
 @pytest.fixture
 def token_header(user) -> dict[str, str]:
-    """alice's DRF token (TokenAuthentication, so no CSRF and no session)."""
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    """alice's drf-totp login token (TokenAuthentication, so no CSRF and no session)."""
+    key = authentication.new_key()
+    LoginToken.objects.create(
+        user=user, digest=authentication.key_digest(key), created_at=timezone.now()
+    )
+    return {"Authorization": f"Token {key}"}
 
 
 # --- Values a fuzzer cannot guess -----------------------------------------------------------

@@ -18,7 +18,8 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from drf_totp.models import TOTPDevice, VerifiedToken
+from drf_totp.credentials import KnoxIssuer
+from drf_totp.models import LoginToken, TOTPDevice, VerifiedToken
 from tests.code_checks import LOGIN, LOGIN_VERIFY, VALIDATE, assert_refused, post, wrong
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -35,11 +36,12 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
 
 
 def no_credential_issued() -> bool:
-    """No session, DRF token, knox token or token mark exists."""
+    """No session, login token, DRF token, knox token or token mark exists."""
     from knox.models import get_token_model
 
     return not (
         Session.objects.exists()
+        or LoginToken.objects.exists()
         or Token.objects.exists()
         or get_token_model().objects.exists()
         or VerifiedToken.objects.exists()
@@ -451,3 +453,124 @@ def test_login_throttles_apply_by_default(api_client, user, password):
     answers = [password_step(api_client, "alice", "guess").status_code for _ in range(11)]
 
     assert answers == [400] * 10 + [429]
+
+
+# --- several authentication backends -----------------------------------------------------------
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+ALLOW_ALL_BACKEND = "django.contrib.auth.backends.AllowAllUsersModelBackend"
+ALLAUTH_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [
+        [MODEL_BACKEND, ALLOW_ALL_BACKEND],
+        [ALLOW_ALL_BACKEND, MODEL_BACKEND],
+        [ALLAUTH_BACKEND, MODEL_BACKEND],  # allauth's documented setup, its backend first
+        [MODEL_BACKEND, ALLAUTH_BACKEND],
+    ],
+)
+def test_a_session_login_with_several_backends_logs_in_with_the_one_that_checked_the_password(
+    api_client, user, password, totp_device, authenticator, settings, backends
+):
+    settings.AUTHENTICATION_BACKENDS = backends
+    ticket = password_step(api_client, password=password).json()["ticket"]
+
+    response = post(
+        api_client, LOGIN_VERIFY, {"ticket": ticket, "token": authenticator(totp_device)}
+    )
+
+    assert response.status_code == 200, response.content
+    session = Session.objects.get(session_key=response.cookies["sessionid"].value).get_decoded()
+    assert session["_auth_user_id"] == str(user.pk)
+    assert session["_auth_user_backend"] == backends[0]  # the first that accepts the password
+    assert api_client.get("/protected/").json() == {"username": "alice"}
+
+
+def test_a_ticket_whose_backend_is_no_longer_configured_is_invalid(
+    api_client, user, password, totp_device, authenticator, settings
+):
+    settings.AUTHENTICATION_BACKENDS = [ALLOW_ALL_BACKEND, MODEL_BACKEND]
+    ticket = password_step(api_client, password=password).json()["ticket"]
+    settings.AUTHENTICATION_BACKENDS = [MODEL_BACKEND]
+
+    response = post(
+        api_client, LOGIN_VERIFY, {"ticket": ticket, "token": authenticator(totp_device)}
+    )
+
+    assert_error(response, 400, "invalid_ticket", "ticket")
+    totp_device.refresh_from_db()
+    assert totp_device.use_count == 0
+    assert no_credential_issued()
+
+
+# --- the credential and the code: together or not at all -------------------------------------------
+
+
+class FailingKnoxIssuer(KnoxIssuer):
+    """knox's issuer, failing after it wrote the token and its mark while ``failures`` > 0."""
+
+    failures = 0
+
+    def issue(self, request, user, device, now):
+        body = super().issue(request, user, device, now)
+        if type(self).failures:
+            type(self).failures -= 1
+            raise RuntimeError("the credential could not be issued")
+        return body
+
+
+@pytest.fixture
+def failing_issuer(settings):
+    settings.TOTP_LOGIN_CREDENTIAL = "tests.test_login.FailingKnoxIssuer"
+    FailingKnoxIssuer.failures = 1
+    yield FailingKnoxIssuer
+    FailingKnoxIssuer.failures = 0
+
+
+@pytest.mark.parametrize("kind", ["totp", "recovery"])
+def test_a_failure_while_issuing_leaves_the_code_and_the_ticket_usable(
+    api_client, user, totp_device, ticket, recovery_codes, authenticator, failing_issuer, kind
+):
+    from knox.models import get_token_model
+
+    code = authenticator(totp_device) if kind == "totp" else recovery_codes[0]
+    body = {"ticket": ticket, "token": code}
+
+    with pytest.raises(RuntimeError):
+        post(api_client, LOGIN_VERIFY, body)
+
+    assert no_credential_issued()  # the token and its mark were rolled back
+    device = TOTPDevice.objects.get(pk=totp_device.pk)
+    assert (device.use_count, device.last_used_step) == (0, 0)
+    retry = post(api_client, LOGIN_VERIFY, body)
+    assert retry.status_code == 200, retry.content
+    assert get_token_model().objects.filter(user=user).count() == 1
+    assert VerifiedToken.objects.filter(device_id=totp_device.pk).count() == 1
+    # ...and then both are used up.
+    assert_error(post(api_client, LOGIN_VERIFY, body), 400, "invalid_ticket", "ticket")
+
+
+def test_a_failing_session_login_leaves_the_code_and_the_ticket_usable(
+    api_client, user, totp_device, ticket, authenticator, monkeypatch
+):
+    from django.contrib.auth import login as django_login
+
+    from drf_totp import credentials
+
+    def login_failing_once(request, user, backend=None):
+        monkeypatch.setattr(credentials, "login", django_login)
+        raise ValueError("You have multiple authentication backends configured...")
+
+    monkeypatch.setattr(credentials, "login", login_failing_once)
+    body = {"ticket": ticket, "token": authenticator(totp_device)}
+
+    with pytest.raises(ValueError):
+        post(api_client, LOGIN_VERIFY, body)
+
+    totp_device.refresh_from_db()
+    assert (totp_device.use_count, totp_device.last_used_step) == (0, 0)
+    retry = post(api_client, LOGIN_VERIFY, body)
+    assert retry.status_code == 200, retry.content
+    assert "sessionid" in retry.cookies

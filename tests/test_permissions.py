@@ -15,12 +15,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from knox.models import get_token_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from drf_totp import marks
-from drf_totp.models import TOTPDevice, VerifiedToken
+from drf_totp.models import LoginToken, TOTPDevice, VerifiedToken
 from tests.code_checks import (
     DISABLE,
     GENERATE,
@@ -134,6 +133,18 @@ def test_validate_marks_the_session(session_client, totp_device, authenticator):
     assert_allowed(session_client.get(PROTECTED))
 
 
+def test_validate_answers_a_session_with_no_store_since_its_key_changed(
+    session_client, totp_device, authenticator
+):
+    old_key = session_client.cookies["sessionid"].value
+
+    response = post(session_client, VALIDATE, {"token": authenticator(totp_device)})
+
+    assert response.status_code == 200, response.content
+    assert response.cookies["sessionid"].value != old_key
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_a_failed_validate_leaves_the_session_denied(session_client, totp_device, authenticator):
     code = authenticator(totp_device)
     wrong = "".join(str((int(d) + 5) % 10) for d in code)
@@ -202,11 +213,11 @@ def test_an_unmarked_authtoken_is_denied_for_a_2fa_user(token_client, totp_devic
 def test_an_authtoken_that_passed_validate_is_marked_and_allowed(
     token_client, user, totp_device, authenticator
 ):
-    key = Token.objects.get(user=user).key
+    digest = LoginToken.objects.get(user=user).digest
 
     assert post(token_client, VALIDATE, {"token": authenticator(totp_device)}).status_code == 200
 
-    mark = VerifiedToken.objects.get(digest=marks.key_digest(key))
+    mark = VerifiedToken.objects.get(digest=digest)
     assert (mark.device_id, mark.verified_at) == (totp_device.pk, timezone.now())
     assert_allowed(token_client.get(PROTECTED))
 
@@ -411,7 +422,7 @@ def test_a_token_mark_left_over_for_an_old_device_does_not_count(token_client, u
     # device, and the permission checks the device.
     VerifiedToken.objects.create(
         user=user,
-        digest=marks.key_digest(Token.objects.get(user=user).key),
+        digest=LoginToken.objects.get(user=user).digest,
         device_id=totp_device.pk + 1000,
         verified_at=timezone.now(),
     )

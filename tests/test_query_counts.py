@@ -19,7 +19,7 @@ from tests.code_checks import STATUS, VALIDATE, current_code, post_token
 pytestmark = pytest.mark.usefixtures("clock", "no_throttles")
 
 DEVICE_TABLE = "drf_totp_totpdevice"
-TOKEN_TABLE = "authtoken_token"
+TOKEN_TABLE = "drf_totp_logintoken"
 VERIFIED_TABLE = "drf_totp_verifiedtoken"
 TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|ROLLBACK)", re.I)
 

@@ -209,8 +209,9 @@ def test_a_forged_ticket_is_refused(api_client, totp_device, ticket, authenticat
 def test_a_ticket_carries_no_password_hash_and_no_secret(user, ticket, totp_device):
     payload = signing.loads(ticket, salt=tickets._SALT)
 
-    assert set(payload) == {"u", "f"}
+    assert set(payload) == {"u", "b", "f"}
     assert payload["u"] == str(user.pk)
+    assert payload["b"] == "django.contrib.auth.backends.ModelBackend"
     for secret in (user.password, totp_device.secret):
         assert secret not in ticket
         assert secret not in str(payload)

@@ -1,5 +1,8 @@
+from dj_rest_auth.views import LoginView as DjRestAuthLoginView
 from django.contrib import admin
 from django.urls import include, path
+from knox import views as knox_views
+from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from tests import views
@@ -17,4 +20,10 @@ urlpatterns = [
     path("protected/knox/", views.KnoxView.as_view()),
     path("protected/knox/recent/", views.RecentlyVerifiedKnoxView.as_view()),
     path("protected/knox/validate/", views.KnoxValidateView.as_view()),
+    path("auth/knox/logout/", knox_views.LogoutView.as_view()),
+    path("auth/knox/logoutall/", knox_views.LogoutAllView.as_view()),
+    # Logins that check a password only, as projects route them next to drf-totp's
+    # (tests/test_password_only_logins.py).
+    path("password-only/authtoken/", obtain_auth_token),
+    path("password-only/dj-rest-auth/", DjRestAuthLoginView.as_view()),
 ]

@@ -1,7 +1,7 @@
 """An integrator's own views, guarded by ``IsOTPVerified``, for the permission and credential tests.
 
-Each view differs only in how a request authenticates (session or DRF token, HTTP Basic,
-SimpleJWT, knox) and in whether a recent second factor is demanded. Errors go through
+Each view differs only in how a request authenticates (session, drf-totp's or DRF's token, HTTP
+Basic, SimpleJWT, knox) and in whether a recent second factor is demanded. Errors go through
 ``drf_totp.exceptions.exception_handler`` so that a denial carries its ``code``.
 """
 
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from drf_totp import views as totp_views
+from drf_totp.authentication import TokenAuthentication as LoginTokenAuthentication
 from drf_totp.exceptions import exception_handler
 from drf_totp.permissions import IsOTPVerified
 
@@ -28,7 +29,7 @@ RECENT = 300
 class ProtectedView(APIView):
     """GET answers with the username to a credential that ``IsOTPVerified`` lets through."""
 
-    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    authentication_classes = [SessionAuthentication, LoginTokenAuthentication, TokenAuthentication]
     permission_classes = [IsOTPVerified]
 
     def get_exception_handler(self):

@@ -68,6 +68,8 @@ STATIC_URL = "static/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        # drf-totp's login tokens (TOTP_LOGIN_CREDENTIAL = "authtoken"), before DRF's own.
+        "drf_totp.authentication.TokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     # runserver has no proxy in front: the client IP is REMOTE_ADDR. Behind a load balancer,
