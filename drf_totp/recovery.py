@@ -61,8 +61,8 @@ Format = RecoveryCode.Format
 PLAIN_MAX_LENGTH = 32
 _PUNCTUATION_AND_SPACES = str.maketrans("", "", string.punctuation + string.whitespace)
 _SPACES_AND_DASHES = str.maketrans("", "", string.whitespace + "-")
-# drf-totp 0.2: ten characters, checked against this pattern, hashed with this salt and "hmac_sha256$"
-# before the hex digest (which is what is kept here).
+# drf-totp 0.2's backup codes: ten characters of this pattern, hashed with this salt (0.2 put
+# "hmac_sha256$" before the hex digest; the digest alone is kept here).
 _LEGACY_CODE = re.compile(r"[A-Z2-9]{10}")
 _LEGACY_SALT = "drf_totp.backup_code"
 
@@ -73,9 +73,14 @@ def _plain(raw: str) -> str | None:
     if not raw.isascii():
         return None
     code = raw.translate(_PUNCTUATION_AND_SPACES).lower()
-    if not code or len(code) > PLAIN_MAX_LENGTH or (len(code) == 6 and code.isdigit()):
+    if not code or len(code) > PLAIN_MAX_LENGTH or _six_digits(code):
         return None
     return code
+
+
+def _six_digits(code: str) -> bool:
+    """A 6-digit number: an authenticator code, never a recovery code of any form."""
+    return len(code) == 6 and code.isdigit()
 
 
 def _legacy(raw: str) -> str | None:
@@ -130,6 +135,8 @@ def lookup(user_id: Any, raw: str, *, totp_code: bool) -> list[str] | None:
     device (``totp_code``: an allauth code on an 8-digit device) is checked as a recovery code
     only if it is one of the user's, used or not; otherwise it is a TOTP code.
     """
+    if totp_code and _six_digits(raw.replace(" ", "")):
+        return None  # the path of nearly every login: no work
     found = _candidates(raw)
     wanted = [digest for each in found.values() for digest in each]
     if str(Format.DRF_TOTP) in found or not found:
