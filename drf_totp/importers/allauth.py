@@ -42,12 +42,26 @@ def import_allauth(
 
 @dataclass(frozen=True)
 class _Settings:
-    """allauth's settings and adapter, as they apply to every authenticator."""
+    """allauth's settings and adapter, as they apply to every authenticator, and the notes they
+    give each import."""
 
     adapter: Any
     digits: int
     period: int
     tolerance: int
+
+    def notes(self) -> list[str]:
+        notes = [
+            "allauth keeps used codes only in its cache: last used step set to the current step"
+            + (f" plus its tolerance ({self.tolerance})" if self.tolerance > 0 else "")
+            + ", so codes from before the import are refused"
+        ]
+        if self.tolerance != totp_settings.VALID_WINDOW:
+            notes.append(
+                f"MFA_TOTP_TOLERANCE {self.tolerance} not kept (TOTP_VALID_WINDOW "
+                f"{totp_settings.VALID_WINDOW} applies)"
+            )
+        return notes
 
 
 def read(writer: Writer) -> Report:
@@ -64,7 +78,7 @@ def read(writer: Writer) -> Report:
         return report
     # Before MFA_TOTP_TOLERANCE existed (allauth 65.x), only the current step was accepted.
     tolerance = getattr(app_settings, "TOTP_TOLERANCE", 0)
-    found = _Settings(get_adapter(), app_settings.TOTP_DIGITS, app_settings.TOTP_PERIOD, tolerance)
+    config = _Settings(get_adapter(), app_settings.TOTP_DIGITS, app_settings.TOTP_PERIOD, tolerance)
     kinds = Authenticator.Type
     by_user: dict[Any, dict[str, list[Any]]] = {}
     for row in Authenticator.objects.select_related("user").order_by("user_id", "pk"):
@@ -76,7 +90,7 @@ def read(writer: Writer) -> Report:
             writer.offer(report, user_id, skip)
         for row in totp:
             unused = _unused_codes(codes[0]) if codes else None
-            writer.offer(report, user_id, _candidate(row, unused, found, writer.now))
+            writer.offer(report, user_id, _candidate(row, unused, config, writer.now))
     return report
 
 
@@ -102,42 +116,31 @@ def _left_out(others: dict[str, list[Any]], codes_alone: list[Any]) -> list[Skip
 
 
 def _candidate(
-    row: Any, codes: Codes | None, found: _Settings, now: datetime
+    row: Any, codes: Codes | None, config: _Settings, now: datetime
 ) -> Candidate | Skipped:
     user, origin = username(row.user), f"allauth TOTP authenticator #{row.pk}"
     try:
-        secret = found.adapter.decrypt(row.data["secret"])
+        secret = config.adapter.decrypt(row.data["secret"])
     except Exception as exc:  # an adapter may raise anything on a bad or foreign ciphertext
         reason = f"the secret could not be decrypted by the MFA adapter ({type(exc).__name__})"
         return Skipped(user, origin, reason)
     key = base32_key(str(secret))
     if key is None:
         return Skipped(user, origin, "the secret is not valid base32")
-    tolerance = max(found.tolerance, 0)
-    candidate = Candidate(
+    return Candidate(
         user_id=row.user_id,
         user=user,
         origin=origin,
         source_id=str(row.pk),
         key=key,
-        digits=found.digits,
-        period=found.period,
+        digits=config.digits,
+        period=config.period,
         created_at=row.created_at or now,
-        last_used_step=current_step(now, found.period) + tolerance,
+        last_used_step=current_step(now, config.period) + max(config.tolerance, 0),
         last_used_at=row.last_used_at,
+        notes=config.notes(),
         codes=codes,
     )
-    candidate.notes.append(
-        "allauth keeps used codes only in its cache: last used step set to the current step"
-        + (f" plus its tolerance ({tolerance})" if tolerance else "")
-        + ", so codes from before the import are refused"
-    )
-    if found.tolerance != totp_settings.VALID_WINDOW:
-        candidate.notes.append(
-            f"MFA_TOTP_TOLERANCE {found.tolerance} not kept (TOTP_VALID_WINDOW "
-            f"{totp_settings.VALID_WINDOW} applies)"
-        )
-    return candidate
 
 
 def _unused_codes(row: Any) -> Codes:

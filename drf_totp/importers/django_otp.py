@@ -62,7 +62,7 @@ def _candidate(device: Any, codes: Codes | None, now: datetime) -> Candidate | S
         key = bytes.fromhex(device.key)
     except ValueError:
         return Skipped(user, origin, "the key is not valid hex")
-    candidate = Candidate(
+    return Candidate(
         user_id=device.user_id,
         user=user,
         origin=origin,
@@ -75,16 +75,19 @@ def _candidate(device: Any, codes: Codes | None, now: datetime) -> Candidate | S
         # drift, as drf_totp's steps do: the same number names the same code.
         last_used_step=max(device.last_t, 0),
         last_used_at=getattr(device, "last_used_at", None),
+        notes=_not_kept(device),
         codes=codes,
     )
-    if device.drift:
-        candidate.notes.append(f"drift of {device.drift} step(s) not kept")
+
+
+def _not_kept(device: Any) -> list[str]:
+    notes = [f"drift of {device.drift} step(s) not kept"] if device.drift else []
     if device.tolerance != totp_settings.VALID_WINDOW:
-        candidate.notes.append(
+        notes.append(
             f"tolerance {device.tolerance} not kept (TOTP_VALID_WINDOW "
             f"{totp_settings.VALID_WINDOW} applies)"
         )
-    return candidate
+    return notes
 
 
 def _static_tokens() -> dict[Any, Codes]:
