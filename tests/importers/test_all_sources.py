@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management.base import CommandError
+from django.db import connection
 
 from drf_totp import devices, importers
 from drf_totp.models import ImportRecord, RecoveryCode, TOTPDevice
@@ -293,3 +294,21 @@ def test_import_command_says_when_a_source_has_nothing(user):
 def test_import_command_rejects_an_unknown_source():
     with pytest.raises(CommandError, match="invalid choice"):
         run_import("--from", "nope")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_at_the_same_time_import_a_user_once(user, in_threads):
+    otp_device(user)
+
+    results = in_threads(4, lambda client, i: importers.import_django_otp())
+
+    reports = [r for r in results if isinstance(r, importers.Report)]
+    errors = [r for r in results if not isinstance(r, importers.Report)]
+    if connection.vendor == "sqlite":
+        # One writer at a time, and a run reads before it writes: the others stop at their first
+        # write, in their one transaction, having written nothing.
+        assert all("database is locked" in str(error) for error in errors), errors
+    else:
+        assert errors == []
+    assert sum(len(r.imported) for r in reports) == 1
+    assert (TOTPDevice.objects.count(), ImportRecord.objects.count()) == (1, 1)
