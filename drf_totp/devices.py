@@ -34,8 +34,9 @@ def provisioning_uri(device: TOTPDevice) -> str:
     """The ``otpauth://`` URL an authenticator app scans, in the Key Uri Format: labelled
     ``issuer:account`` (the user's email, else username), each part URL-encoded.
 
-    The parameters are pyotp's: the secret, the issuer, and digits, period and algorithm where
-    they differ from 6, 30 and SHA1.
+    The parameters are the ones pyotp writes: the secret, the issuer, and digits, period and
+    algorithm where they differ from 6, 30 and SHA1. (pyotp's own ``provisioning_uri`` leaves a
+    "/" of the label unencoded.)
     """
     user = device.user
     account = _label_part(getattr(user, "email", "") or user.get_username())
@@ -47,7 +48,7 @@ def provisioning_uri(device: TOTPDevice) -> str:
         params["digits"] = device.digits
     if device.period != 30:
         params["period"] = device.period
-    # quote() keeps "/" by default (pyotp's label has "Ops/Team" raw); safe="" encodes it.
+    # quote() keeps "/" unless told otherwise: safe="" encodes it.
     label = f"{quote(issuer, safe='')}:{quote(account, safe='')}"
     return f"otpauth://totp/{label}?{urlencode(params, quote_via=quote, safe='')}"
 
