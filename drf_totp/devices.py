@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import quote, urlencode
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -17,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import exceptions, recovery, signals, statements
-from .models import RecoveryCode, TOTPDevice, VerifiedToken
+from .models import Algorithm, RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
 from .verification import Accepted, Action, check, record
 
@@ -30,10 +31,33 @@ def new_secret() -> str:
 
 
 def provisioning_uri(device: TOTPDevice) -> str:
-    """The ``otpauth://`` URL an authenticator app scans; labelled with email, else username."""
+    """The ``otpauth://`` URL an authenticator app scans, in the Key Uri Format: labelled
+    ``issuer:account`` (the user's email, else username), each part URL-encoded.
+
+    The parameters are the ones pyotp writes: the secret, the issuer, and digits, period and
+    algorithm where they differ from 6, 30 and SHA1. (pyotp's own ``provisioning_uri`` leaves a
+    "/" of the label unencoded.)
+    """
     user = device.user
-    account = getattr(user, "email", "") or user.get_username()
-    return device.totp().provisioning_uri(name=account, issuer_name=totp_settings.ISSUER_NAME)
+    account = _label_part(getattr(user, "email", "") or user.get_username())
+    issuer = _label_part(totp_settings.ISSUER_NAME)
+    params: dict[str, str | int] = {"secret": device.secret, "issuer": issuer}
+    if device.algorithm != str(Algorithm.SHA1):
+        params["algorithm"] = device.algorithm
+    if device.digits != 6:
+        params["digits"] = device.digits
+    if device.period != 30:
+        params["period"] = device.period
+    # quote() keeps "/" unless told otherwise: safe="" encodes it.
+    label = f"{quote(issuer, safe='')}:{quote(account, safe='')}"
+    return f"otpauth://totp/{label}?{urlencode(params, quote_via=quote, safe='')}"
+
+
+def _label_part(text: str) -> str:
+    """The issuer or account as the label can hold it. The Key Uri Format forbids a colon in
+    either (its parsers split the label at the first ":" or "%3A"): each becomes "_". Spaces
+    before the account are dropped by its parsers, so they go at both ends."""
+    return text.replace(":", "_").strip()
 
 
 def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:

@@ -90,6 +90,14 @@ class TOTPDevice(models.Model):
 class RecoveryCode(models.Model):
     """One single-use recovery code, kept only as a keyed hash (HMAC-SHA256)."""
 
+    class Format(models.TextChoices):
+        """The form a code came in: drf-totp's own, or a code brought over by ``totp_import``."""
+
+        DRF_TOTP = "drf-totp", "drf-totp"
+        DJANGO_OTP = "django-otp", _("django-otp static token")
+        ALLAUTH = "allauth", _("django-allauth recovery code")
+        DRF_TOTP_0_2 = "drf-totp-0.2", _("drf-totp 0.2 backup code")
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -98,6 +106,13 @@ class RecoveryCode(models.Model):
     )
     digest = models.CharField(
         _("digest"), max_length=64, help_text=_("HMAC-SHA256 of the code; the code is not stored.")
+    )
+    format = models.CharField(
+        _("format"),
+        max_length=16,
+        choices=Format.choices,
+        default=Format.DRF_TOTP,
+        help_text=_("The form the code came in; it says how a typed code is read and hashed."),
     )
     created_at = models.DateTimeField(_("created at"))
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
@@ -174,3 +189,34 @@ class LoginToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ImportRecord(models.Model):
+    """A device ``totp_import`` brought over: kept after the device is gone, so that an import
+    never brings back a secret that was disabled or reset (unless asked for by name)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="totp_imports",
+        verbose_name=_("user"),
+    )
+    source = models.CharField(
+        _("source"), max_length=16, help_text=_("The package the device came from.")
+    )
+    source_id = models.CharField(
+        _("source id"), max_length=64, help_text=_("The device's primary key in that package.")
+    )
+    imported_at = models.DateTimeField(_("imported at"))
+
+    class Meta:
+        verbose_name = _("imported device")
+        verbose_name_plural = _("imported devices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "source_id"], name="drf_totp_import_unique_source_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.source_id} ({self.user})"

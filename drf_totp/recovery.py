@@ -3,11 +3,19 @@
 A code is 20 characters from an alphabet without look-alikes (about 98 bits), shown in four
 groups of five. Only a keyed hash (Django's ``salted_hmac`` with ``SECRET_KEY``) is stored;
 ``SECRET_KEY_FALLBACKS`` keep older codes usable across a key rotation.
+
+``totp_import`` also brings the codes users printed for another package, each stored as a keyed
+hash marked with its format (``RecoveryCode.Format``) and read as that package read it:
+django-otp's static tokens and allauth's codes without punctuation, spaces or case (as allauth
+compares them), drf-totp 0.2's backup codes as 0.2 did, with 0.2's own digest.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import string
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -44,10 +52,103 @@ def normalize(raw: str) -> str | None:
     return code
 
 
-def digests(code: str) -> list[str]:
-    """The stored form of ``code`` under the current key (first) and every fallback key."""
+# --- Imported formats ------------------------------------------------------------------------
+
+Format = RecoveryCode.Format
+
+# Longer django-otp or allauth codes are not imported: django-otp keeps at most 16 characters,
+# allauth makes 8 digits by default; and a long input is no such code (no query for it).
+PLAIN_MAX_LENGTH = 32
+_PUNCTUATION_AND_SPACES = str.maketrans("", "", string.punctuation + string.whitespace)
+_SPACES_AND_DASHES = str.maketrans("", "", string.whitespace + "-")
+# drf-totp 0.2's backup codes: ten characters of this pattern, hashed with this salt (0.2 put
+# "hmac_sha256$" before the hex digest; the digest alone is kept here).
+_LEGACY_CODE = re.compile(r"[A-Z2-9]{10}")
+_LEGACY_SALT = "drf_totp.backup_code"
+
+
+def _plain(raw: str) -> str | None:
+    """A django-otp static token or an allauth code as allauth compares codes: punctuation and
+    spaces ignored, lower case. A 6-digit number is never one: it is an authenticator code."""
+    if not raw.isascii():
+        return None
+    code = raw.translate(_PUNCTUATION_AND_SPACES).lower()
+    if not code or len(code) > PLAIN_MAX_LENGTH or _six_digits(code):
+        return None
+    return code
+
+
+def _six_digits(code: str) -> bool:
+    """A 6-digit number: an authenticator code, never a recovery code of any form."""
+    return len(code) == 6 and code.isdigit()
+
+
+def _legacy(raw: str) -> str | None:
+    """A drf-totp 0.2 backup code as 0.2 read it: spaces and dashes ignored, upper case."""
+    if not raw.isascii():
+        return None
+    code = raw.translate(_SPACES_AND_DASHES).upper()
+    return code if _LEGACY_CODE.fullmatch(code) else None
+
+
+# Per format: how a typed code is normalized, and the salt of its keyed hash.
+_FORMATS: dict[str, tuple[Callable[[str], str | None], str]] = {
+    str(Format.DRF_TOTP): (normalize, _SALT),
+    str(Format.DJANGO_OTP): (_plain, f"{_SALT}.django-otp"),
+    str(Format.ALLAUTH): (_plain, f"{_SALT}.allauth"),
+    str(Format.DRF_TOTP_0_2): (_legacy, _LEGACY_SALT),
+}
+
+
+def digests(code: str, format: str = str(Format.DRF_TOTP)) -> list[str]:
+    """The stored form of ``code`` (normalized) under the current key (first) and every
+    fallback key."""
+    salt = _FORMATS[format][1]
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
-    return [salted_hmac(_SALT, code, secret=key, algorithm="sha256").hexdigest() for key in keys]
+    return [salted_hmac(salt, code, secret=key, algorithm="sha256").hexdigest() for key in keys]
+
+
+def imported_digest(format: str, raw: str) -> str | None:
+    """The digest to store for a code of another package as that package gave it, or None if
+    drf-totp cannot accept it in that form."""
+    code = _FORMATS[format][0](raw)
+    return None if code is None else digests(code, format)[0]
+
+
+def _candidates(raw: str) -> dict[str, list[str]]:
+    """Per format ``raw`` can be a code of, its digests under every key."""
+    found = {}
+    for format, (read, _salt) in _FORMATS.items():
+        code = read(raw)
+        if code is not None:
+            found[format] = digests(code, format)
+    return found
+
+
+def lookup(user_id: Any, raw: str, *, totp_code: bool) -> list[str] | None:
+    """The digests to look for if ``raw`` is to be checked as one of the user's recovery codes,
+    or None if it is not to be checked as one.
+
+    A code of drf-totp's form always is (no query). Imported forms look like many other inputs,
+    so they are only checked for a user holding codes of that form (one query, made only for
+    input of such a form: never for a 6-digit number). Input that is also a TOTP code of the
+    device (``totp_code``: an allauth code on an 8-digit device) is checked as a recovery code
+    only if it is one of the user's, used or not; otherwise it is a TOTP code.
+    """
+    if totp_code and _six_digits(raw.replace(" ", "")):
+        return None  # the path of nearly every login: no work
+    found = _candidates(raw)
+    wanted = [digest for each in found.values() for digest in each]
+    if str(Format.DRF_TOTP) in found or not found:
+        return wanted or None
+    held = set(
+        RecoveryCode.objects.filter(user_id=user_id, format__in=list(found)).values_list(
+            "digest", flat=True
+        )
+    )
+    if totp_code:
+        return wanted if held.intersection(wanted) else None
+    return wanted if held else None
 
 
 def issue(user: AbstractBaseUser, now: datetime) -> list[str]:

@@ -170,13 +170,11 @@ def _check_totp(
 
 
 def _check_recovery(
-    device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
+    device: TOTPDevice, digests: list[str], now: datetime, action: Action, request: Any
 ) -> Accepted:
     _ensure_unlocked(device, now, totp=False)
     open_row = TOTPDevice.objects.filter(unlocked(now, totp=False), pk=device.pk)
-    candidates = RecoveryCode.objects.filter(
-        user_id=device.user_id, digest__in=recovery.digests(code)
-    )
+    candidates = RecoveryCode.objects.filter(user_id=device.user_id, digest__in=digests)
     with transaction.atomic():
         used = candidates.filter(Exists(open_row), used_at__isnull=True).update(used_at=now)
         # Using a recovery code also lifts the lock held after too many TOTP failures.
@@ -211,10 +209,14 @@ def check(
     """
     now = now or timezone.now()
     code = otp.parse_code(raw, device.digits)
-    if code is not None:
+    # Some imported recovery codes look like TOTP codes: recovery.lookup decides which is which.
+    digests = (
+        recovery.lookup(device.user_id, raw, totp_code=code is not None) if allow_recovery else None
+    )
+    if digests is not None:
+        accepted = _check_recovery(device, digests, now, action, request)
+    elif code is not None:
         accepted = _check_totp(device, code, now, action, request)
-    elif allow_recovery and (code := recovery.normalize(raw)) is not None:
-        accepted = _check_recovery(device, code, now, action, request)
     else:
         message = _("Enter the %(digits)d-digit code from your authenticator app.")
         if allow_recovery:

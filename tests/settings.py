@@ -144,7 +144,7 @@ def _cache_from_url(url: str) -> dict:
 CACHES = {"default": _cache_from_url(os.environ.get("CACHE_URL", ""))}
 
 
-# --- Packages the importers read from (tests/test_importers.py) ------------------------------
+# --- Packages the importers read from (tests/importers/) ------------------------------------
 # The real django-otp and django-allauth models, so imports are tested against their schema.
 
 INSTALLED_APPS += [

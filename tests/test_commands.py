@@ -1,5 +1,5 @@
 """Issue #6: the management commands totp_status, totp_reset and totp_unlock (totp_import is in
-test_importers.py)."""
+tests/importers/)."""
 
 from __future__ import annotations
 

@@ -14,16 +14,17 @@ class UserCommand(BaseCommand):
         field = get_user_model().USERNAME_FIELD
         parser.add_argument("username", help=f"The user's {field}.")
 
-    def get_user(self, username: str) -> AbstractBaseUser:
-        """The user whose ``USERNAME_FIELD`` is ``username`` (through the model's natural key)."""
-        user_model = get_user_model()
-        try:
-            return user_model._default_manager.get_by_natural_key(username)
-        except user_model.DoesNotExist:
-            raise CommandError(f"No user with {user_model.USERNAME_FIELD} {username!r}.") from None
-
     def handle(self, *args: Any, **options: Any) -> None:
-        self.handle_user(self.get_user(options["username"]), **options)
+        self.handle_user(get_user(options["username"]), **options)
 
     def handle_user(self, user: AbstractBaseUser, **options: Any) -> None:
         raise NotImplementedError
+
+
+def get_user(username: str) -> AbstractBaseUser:
+    """The user whose ``USERNAME_FIELD`` is ``username`` (through the model's natural key)."""
+    user_model = get_user_model()
+    try:
+        return user_model._default_manager.get_by_natural_key(username)
+    except user_model.DoesNotExist:
+        raise CommandError(f"No user with {user_model.USERNAME_FIELD} {username!r}.") from None

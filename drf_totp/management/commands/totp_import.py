@@ -2,16 +2,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from drf_totp import importers
 
+from ._user import get_user
+
 
 class Command(BaseCommand):
     help = (
-        "Import confirmed TOTP devices from django-otp, django-allauth (mfa) or drf-totp 0.x. "
-        "Users who already have a drf_totp device are skipped, so running it again imports "
-        "nothing new."
+        "Import confirmed TOTP devices, with their unused recovery codes, from django-otp, "
+        "django-allauth (mfa) or drf-totp 0.x. Users who have a drf_totp device, or had one "
+        "imported before, are skipped: running it again imports nothing new, and never brings "
+        "back a device that was disabled or reset."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,10 +31,22 @@ class Command(BaseCommand):
             action="store_true",
             help="Report what would be imported and skipped, and write nothing.",
         )
+        parser.add_argument(
+            "--reimport",
+            action="append",
+            metavar=get_user_model().USERNAME_FIELD.upper(),
+            help=(
+                "Import this user again although a device was imported for them before (after "
+                "a disable or reset: the old secret works again); repeat for several. Only the "
+                "users named are imported."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run = options["dry_run"]
-        reports = importers.import_all(options["sources"], dry_run=dry_run)
+        named = options["reimport"]
+        reimport = None if named is None else [get_user(name).pk for name in named]
+        reports = importers.import_all(options["sources"], dry_run=dry_run, reimport=reimport)
         for report in reports:
             self.write_report(report)
         total = sum(len(report.imported) for report in reports)
