@@ -15,6 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, recovery, signals, statements
 from .models import RecoveryCode, TOTPDevice, VerifiedToken
@@ -29,6 +30,7 @@ def new_secret() -> str:
     return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
 
 
+@sensitive_variables()
 def provisioning_uri(device: TOTPDevice) -> str:
     """The ``otpauth://`` URL an authenticator app scans; labelled with email, else username."""
     user = device.user
@@ -36,6 +38,7 @@ def provisioning_uri(device: TOTPDevice) -> str:
     return device.totp().provisioning_uri(name=account, issuer_name=totp_settings.ISSUER_NAME)
 
 
+@sensitive_variables()
 def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:
     """Create the user's pending device, or give the pending one a new secret.
 
@@ -69,6 +72,7 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
     return TOTPDevice(user=cast(Any, user), name=DEFAULT_NAME, **fields)
 
 
+@sensitive_variables()
 def confirm(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> tuple[Accepted, list[str]]:
@@ -109,6 +113,7 @@ def has_2fa(user: AbstractBaseUser) -> bool:
     return TOTPDevice.objects.filter(user=user, is_confirmed=True).exists()
 
 
+@sensitive_variables()
 def authenticate(
     user: AbstractBaseUser,
     raw: str,
@@ -121,6 +126,7 @@ def authenticate(
     return check(confirmed_device(user), raw, now=now, request=request, action=action)
 
 
+@sensitive_variables()
 def regenerate_recovery_codes(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> list[str]:
@@ -131,6 +137,7 @@ def regenerate_recovery_codes(
     return codes
 
 
+@sensitive_variables()
 def disable(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> None:

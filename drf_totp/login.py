@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, statements, tickets
 from .verification import Accepted, check
@@ -19,6 +20,7 @@ class PasswordStep:
     ticket: str | None  # None: the user has no 2FA, the login is complete
 
 
+@sensitive_variables()
 def start(request: Any, username: str, password: str) -> PasswordStep:
     """Check the password. Wrong credentials and inactive users get one and the same error."""
     credentials = {get_user_model().USERNAME_FIELD: username, "password": password}
@@ -31,6 +33,7 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
 
 
+@sensitive_variables()
 def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any = None) -> Accepted:
     """Redeem the ticket with a TOTP or recovery code; the ticket is dead afterwards."""
     device = tickets.redeem(ticket)

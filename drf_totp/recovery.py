@@ -16,6 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.crypto import salted_hmac
+from django.views.decorators.debug import sensitive_variables
 
 from .models import RecoveryCode
 from .settings import totp_settings
@@ -27,6 +28,7 @@ GROUP_LENGTH = 5
 _SALT = "drf_totp.recovery-code"
 
 
+@sensitive_variables()
 def generate() -> tuple[str, str]:
     """A new code: (as stored before hashing, as shown to the user in groups)."""
     code = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_LENGTH))
@@ -34,6 +36,7 @@ def generate() -> tuple[str, str]:
     return code, shown
 
 
+@sensitive_variables()
 def normalize(raw: str) -> str | None:
     """The code in ``raw`` with case, spaces and dashes ignored, or None if it is not one."""
     if not raw.isascii():  # .upper() would turn e.g. "ſ" into "S"
@@ -44,12 +47,14 @@ def normalize(raw: str) -> str | None:
     return code
 
 
+@sensitive_variables()
 def digests(code: str) -> list[str]:
     """The stored form of ``code`` under the current key (first) and every fallback key."""
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
     return [salted_hmac(_SALT, code, secret=key, algorithm="sha256").hexdigest() for key in keys]
 
 
+@sensitive_variables()
 def issue(user: AbstractBaseUser, now: datetime) -> list[str]:
     """Replace the user's recovery codes with a new set; return the codes, shown once."""
     codes = [generate() for _ in range(totp_settings.RECOVERY_CODES_COUNT)]

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.utils.crypto import salted_hmac
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, statements
 from .models import TOTPDevice
@@ -28,10 +29,12 @@ def _fingerprint(user: AbstractBaseUser, device: TOTPDevice) -> str:
     return salted_hmac(_SALT, state, algorithm="sha256").hexdigest()
 
 
+@sensitive_variables()
 def issue(user: AbstractBaseUser, device: TOTPDevice) -> str:
     return signing.dumps({"u": str(user.pk), "f": _fingerprint(user, device)}, salt=_SALT)
 
 
+@sensitive_variables()
 def redeem(ticket: str) -> TOTPDevice:
     """The device whose second factor the ticket waits for (``device.user`` set), or raise.
 

@@ -20,6 +20,7 @@ from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
 from .models import TOTPDevice
 from .parsers import JSONParser
+from .reports import secret_request
 from .settings import totp_settings
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
 
@@ -27,6 +28,9 @@ from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, Login
 # Not wrapped in ATOMIC_REQUESTS: a failed guess must stay counted when the view answers with an
 # error (DRF rolls the request's transaction back on errors).
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
+# Requests and answers carry passwords, codes, tickets, recovery codes and secrets: error reports
+# show none of them (reports.py).
+@method_decorator(secret_request, name="dispatch")
 class TOTPAPIView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
