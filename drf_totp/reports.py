@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from django.http import HttpRequest, HttpResponseBase
 from django.views.debug import get_exception_reporter_filter
@@ -54,7 +54,8 @@ def secret_request(view: View) -> View:
     @wraps(view)
     def marked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Django's per-request hook (``request.exception_reporter_filter``): no setting to change.
-        request.exception_reporter_filter = HidingFilter(  # type: ignore[attr-defined]
+        # The filter is duck-typed: a wrapper, not a subclass, so the project's filter keeps working.
+        cast(Any, request).exception_reporter_filter = HidingFilter(
             get_exception_reporter_filter(request)
         )
         return view(request, *args, **kwargs)
