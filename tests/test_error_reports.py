@@ -125,12 +125,15 @@ def reports_of(record: logging.LogRecord) -> dict[str, str]:
     }
 
 
-def failing(client: APIClient, url: str, body: dict, table: str, verb: str, caplog) -> dict:
-    """POST ``body`` to ``url`` while the database fails ``verb`` on ``table``: the reports."""
+def failing(
+    client: APIClient, url: str, body: dict, table: str, verb: str, caplog, *, form: bool = False
+) -> dict:
+    """POST ``body`` (JSON, or a form) to ``url`` while the database fails ``verb`` on ``table``:
+    the reports."""
     caplog.set_level(logging.ERROR, logger="django.request")
     client.raise_request_exception = False
     with connection.execute_wrapper(breaking(table, verb)):
-        response = client.post(url, body, format="json")
+        response = client.post(url, body) if form else client.post(url, body, format="json")
     assert response.status_code == 500, response.content
     [record] = [r for r in caplog.records if r.name == "django.request"]
     return reports_of(record)
@@ -259,6 +262,27 @@ def test_failing_confirmation_reports_no_code(
 
     reports = failing(auth_client, VERIFY, {"token": code}, CODES, "INSERT", caplog)
 
+    assert_no_secret(reports, secrets)
+
+
+@pytest.mark.parametrize(
+    ("table", "verb"),
+    [
+        (USERS, "SELECT"),  # in the password check (Django's authentication backend)
+        (DEVICE, "UPDATE"),  # accepting the code
+    ],
+)
+def test_a_failing_admin_login_reports_no_password_and_no_code(
+    user, secrets, alices_device, admins, caplog, table, verb
+):
+    user.is_staff = True
+    user.save()
+    code = secrets.code(current_code(alices_device))
+    body = {"username": "alice", "password": SECRET_PASSWORD, "otp_token": code}
+
+    reports = failing(APIClient(), "/admin/login/", body, table, verb, caplog, form=True)
+
+    assert "********************" in reports["technical 500 html"]  # the POST data, hidden
     assert_no_secret(reports, secrets)
 
 
