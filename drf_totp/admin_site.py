@@ -61,11 +61,11 @@ class OTPAuthenticationForm(AdminAuthenticationForm):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
     )
 
-    @method_decorator(sensitive_variables())
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()  # the password: a wrong one stops here, before any code
         user = self.get_user()
-        if user is None:  # the username or the password is missing: already a field error
+        if user is None or self.has_error("otp_token"):  # a field error is shown already
             return cleaned
         try:
             accepted = devices.authenticate(

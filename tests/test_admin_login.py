@@ -9,7 +9,9 @@ did not pass it (``plain-admin/`` is a plain ``AdminSite``, tests/urls.py).
 
 from __future__ import annotations
 
+import runpy
 from datetime import timedelta
+from pathlib import Path
 
 import django
 import pytest
@@ -344,3 +346,11 @@ def test_the_login_page_stays_open_and_uncached_behind_login_required_middleware
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+
+
+def test_the_example_project_uses_the_protected_site():
+    path = Path(__file__).resolve().parent.parent / "example" / "example_project" / "settings.py"
+    installed = runpy.run_path(str(path))["INSTALLED_APPS"]
+
+    assert "drf_totp.apps.OTPAdminConfig" in installed
+    assert "django.contrib.admin" not in installed
