@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.http import HttpRequest, HttpResponseBase
 from django.views.debug import get_exception_reporter_filter
@@ -44,7 +44,7 @@ class HidingFilter:
         return [(name, self.configured.cleansed_substitute) for name in tb_frame.f_locals]
 
 
-View = Callable[..., HttpResponseBase]
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def secret_request(view: View) -> View:
@@ -60,4 +60,4 @@ def secret_request(view: View) -> View:
         )
         return view(request, *args, **kwargs)
 
-    return sensitive_post_parameters()(marked)
+    return cast(View, sensitive_post_parameters()(marked))

@@ -28,13 +28,16 @@ from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, Login
 # Not wrapped in ATOMIC_REQUESTS: a failed guess must stay counted when the view answers with an
 # error (DRF rolls the request's transaction back on errors).
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
-# Requests and answers carry passwords, codes, tickets, recovery codes and secrets: error reports
-# show none of them (reports.py).
-@method_decorator(secret_request, name="dispatch")
 class TOTPAPIView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
     serializer_class: type[Serializer] = serializers.EmptySerializer
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Requests and answers carry passwords, codes, tickets, recovery codes and secrets: error
+        # reports show none of them (reports.py). Decorated once here, not on every dispatch.
+        return secret_request(super().as_view(**initkwargs))
 
     def get_exception_handler(self) -> Any:
         return exceptions.exception_handler
