@@ -76,9 +76,9 @@ class OTPAuthenticationForm(AdminAuthenticationForm):
         except APIException as exc:  # no code, a wrong one, a lock, ...
             raise ValidationError({"otp_token": _form_error(exc)}) from None
         session = self.request.session  # type: ignore[union-attr]
-        # Django's login() keeps the key of a session the same user was logged in with, and
-        # empties one of another user; an empty session gets a new key and keeps its data. So
-        # the mark goes into an empty session: login() then gives it a key nobody knew before.
+        # login() keeps the key of a session its user was already logged in with, and empties
+        # the session of another user. So the mark goes into a session nobody is logged in with
+        # (emptied if need be), which login() gives a new key, keeping the mark.
         if SESSION_KEY in session:
             session.flush()
         marks.mark_session(session, accepted.device, accepted.at)
