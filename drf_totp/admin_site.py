@@ -50,6 +50,13 @@ def _form_error(exc: APIException) -> ValidationError:
     return ValidationError(str(detail), code=getattr(detail, "code", None))
 
 
+class CodeInput(forms.TextInput):
+    """A text input that never sends a code back to the browser, as a password input does."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
 class OTPAuthenticationForm(AdminAuthenticationForm):
     """The admin's login form, with the code of a user who has 2FA."""
 
@@ -58,7 +65,7 @@ class OTPAuthenticationForm(AdminAuthenticationForm):
         required=False,
         max_length=MAX_TOKEN_LENGTH,
         help_text=_("From your authenticator app, or a recovery code. Only if you use 2FA."),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+        widget=CodeInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
     )
 
     @sensitive_variables()

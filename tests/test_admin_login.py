@@ -131,7 +131,9 @@ def test_a_wrong_code_is_refused_and_counted_in_the_budget(client, password, roo
 
     assert response.status_code == 200
     assert form_errors(response) == {"otp_token": ["invalid_token"]}
-    assert "This code is not valid." in response.content.decode()
+    html = response.content.decode()
+    assert "This code is not valid." in html
+    assert wrong(current_code(roots_device)) not in html  # never sent back, as a password
     assert not logged_in(client)
     assert reload(roots_device).failure_count == 1
 
