@@ -2,7 +2,9 @@
 
 Nothing here shows a secret or a recovery code digest. Devices change only through the actions
 "Reset 2FA" and "Unlock", which call ``devices.reset`` / ``devices.unlock`` (so they are logged
-and signalled as the API's changes are) and record an admin ``LogEntry``.
+and signalled as the API's changes are) and record an admin ``LogEntry``. Neither touches the
+acting user's own device unless their session passed the second factor, on any admin site
+(``admin_site.OTPAdminSite`` asks for it at login).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import devices
+from .admin_site import session_passed_2fa
 from .models import RecoveryCode, TOTPDevice
 from .verification import unlocked
 
@@ -129,6 +132,8 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
         description=_("Reset 2FA (delete device and recovery codes)"), permissions=["reset"]
     )
     def reset_2fa(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        if self._refused_for_own_device(request, queryset):
+            return
         done = 0
         for user in _owners(queryset):
             with transaction.atomic():
@@ -149,6 +154,8 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Unlock (clear failures and lock)"), permissions=["unlock"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        if self._refused_for_own_device(request, queryset):
+            return
         done = 0
         selected = list(queryset.select_related("user"))
         for user in _owners(queryset):
@@ -171,6 +178,24 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
                 "%(count)d user was not locked.", "%(count)d users were not locked.", skipped
             ) % {"count": skipped}
         self.message_user(request, text, level)
+
+    def _refused_for_own_device(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> bool:
+        """Refuse, with a message, an action on the acting user's own device from a session that
+        did not pass their second factor: else a password alone would undo it (reset) or lift
+        the guess limit (unlock)."""
+        acting = request.user.pk
+        own = acting is not None and queryset.filter(user_id=acting).exists()
+        if not own or session_passed_2fa(request):
+            return False
+        self.message_user(
+            request,
+            _(
+                "Nothing was done: your own device is selected, and this session did not pass "
+                "your two-factor authentication. Log in with your code first."
+            ),
+            messages.ERROR,
+        )
+        return True
 
     def _log_deletions(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
         # Django 5.1 added log_deletions() and deprecated log_deletion(); 6.0 removed the latter.

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,3 +18,12 @@ class DrfTotpConfig(AppConfig):
         except ImportError:
             return
         from . import schema  # noqa: F401  (registers the OpenAPI extensions)
+
+
+class OTPAdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with ``OTPAdminSite`` as ``admin.site``: put
+    ``"drf_totp.apps.OTPAdminConfig"`` in ``INSTALLED_APPS`` in place of
+    ``"django.contrib.admin"``."""
+
+    default = False  # "drf_totp" in INSTALLED_APPS still means DrfTotpConfig
+    default_site = "drf_totp.admin_site.OTPAdminSite"

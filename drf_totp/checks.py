@@ -195,3 +195,29 @@ def check_num_proxies(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             id="drf_totp.W005",
         )
     ]
+
+
+@register(Tags.security)
+def check_admin_site(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """The default admin site lets a user with 2FA in with the password alone, unless it is an
+    ``OTPAdminSite``."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.admin"):
+        return []
+    from django.contrib import admin
+
+    from .admin_site import OTPAdminSite
+
+    if isinstance(admin.site, OTPAdminSite):
+        return []
+    return [
+        Warning(
+            "The Django admin (admin.site) logs users in with the password alone, 2FA or not: "
+            "the password of a staff user with 2FA opens it.",
+            hint='Put "drf_totp.apps.OTPAdminConfig" in INSTALLED_APPS in place of '
+            '"django.contrib.admin", or derive your AdminSite from '
+            "drf_totp.admin_site.OTPAdminSite.",
+            id="drf_totp.W006",
+        )
+    ]

@@ -16,6 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, recovery, signals, statements
 from .models import Algorithm, RecoveryCode, TOTPDevice, VerifiedToken
@@ -30,6 +31,7 @@ def new_secret() -> str:
     return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
 
 
+@sensitive_variables()
 def provisioning_uri(device: TOTPDevice) -> str:
     """The ``otpauth://`` URL an authenticator app scans, in the Key Uri Format: labelled
     ``issuer:account`` (the user's email, else username), each part URL-encoded.
@@ -60,6 +62,7 @@ def _label_part(text: str) -> str:
     return text.replace(":", "_").strip()
 
 
+@sensitive_variables()
 def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:
     """Create the user's pending device, or give the pending one a new secret.
 
@@ -93,6 +96,7 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
     return TOTPDevice(user=cast(Any, user), name=DEFAULT_NAME, **fields)
 
 
+@sensitive_variables()
 def confirm(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> tuple[Accepted, list[str]]:
@@ -133,6 +137,7 @@ def has_2fa(user: AbstractBaseUser) -> bool:
     return TOTPDevice.objects.filter(user=user, is_confirmed=True).exists()
 
 
+@sensitive_variables()
 def authenticate(
     user: AbstractBaseUser,
     raw: str,
@@ -145,6 +150,7 @@ def authenticate(
     return check(confirmed_device(user), raw, now=now, request=request, action=action)
 
 
+@sensitive_variables()
 def regenerate_recovery_codes(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> list[str]:
@@ -155,6 +161,7 @@ def regenerate_recovery_codes(
     return codes
 
 
+@sensitive_variables()
 def disable(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import router, transaction
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, statements, tickets
 from .models import TOTPDevice
@@ -24,6 +25,7 @@ class PasswordStep:
     ticket: str | None  # None: the user has no 2FA, the login is complete
 
 
+@sensitive_variables()
 def start(request: Any, username: str, password: str) -> PasswordStep:
     """Check the password. Wrong credentials and inactive users get one and the same error."""
     credentials = {get_user_model().USERNAME_FIELD: username, "password": password}
@@ -36,6 +38,7 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
 
 
+@sensitive_variables()
 def finish(
     ticket: str,
     raw: str,

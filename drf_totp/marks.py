@@ -129,14 +129,19 @@ def mark_request(request: Request, device: TOTPDevice, now: datetime) -> None:
         statements.mark(digest, device, now)
 
 
+def session_verified_at(session: Any, device_pk: int) -> float | None:
+    """When this Django session passed the second factor on device ``device_pk``, if it did."""
+    mark = session.get(SESSION_KEY)
+    if isinstance(mark, dict) and mark.get("device") == device_pk:
+        return float(mark["at"])
+    return None
+
+
 def verified_at(request: Request, device_pk: int) -> float | None:
     """When this request's credential passed the second factor on device ``device_pk``, if it did."""
     auth = request.auth
     if is_session(request):
-        mark = request.session.get(SESSION_KEY)
-        if isinstance(mark, dict) and mark.get("device") == device_pk:
-            return float(mark["at"])
-        return None
+        return session_verified_at(request.session, device_pk)
     payload = getattr(auth, "payload", None)
     if isinstance(payload, dict):  # a SimpleJWT token
         amr = payload.get("amr")

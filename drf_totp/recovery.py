@@ -24,6 +24,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.crypto import salted_hmac
+from django.views.decorators.debug import sensitive_variables
 
 from .models import RecoveryCode
 from .settings import totp_settings
@@ -35,6 +36,7 @@ GROUP_LENGTH = 5
 _SALT = "drf_totp.recovery-code"
 
 
+@sensitive_variables()
 def generate() -> tuple[str, str]:
     """A new code: (as stored before hashing, as shown to the user in groups)."""
     code = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_LENGTH))
@@ -42,6 +44,7 @@ def generate() -> tuple[str, str]:
     return code, shown
 
 
+@sensitive_variables()
 def normalize(raw: str) -> str | None:
     """The code in ``raw`` with case, spaces and dashes ignored, or None if it is not one."""
     if not raw.isascii():  # .upper() would turn e.g. "ſ" into "S"
@@ -100,6 +103,7 @@ _FORMATS: dict[str, tuple[Callable[[str], str | None], str]] = {
 }
 
 
+@sensitive_variables()
 def digests(code: str, format: str = str(Format.DRF_TOTP)) -> list[str]:
     """The stored form of ``code`` (normalized) under the current key (first) and every
     fallback key."""
@@ -151,6 +155,7 @@ def lookup(user_id: Any, raw: str, *, totp_code: bool) -> list[str] | None:
     return wanted if held else None
 
 
+@sensitive_variables()
 def issue(user: AbstractBaseUser, now: datetime) -> list[str]:
     """Replace the user's recovery codes with a new set; return the codes, shown once."""
     codes = [generate() for _ in range(totp_settings.RECOVERY_CODES_COUNT)]

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.utils.crypto import salted_hmac
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, statements
 from .models import TOTPDevice
@@ -33,6 +34,7 @@ def _fingerprint(user: AbstractBaseUser, device: TOTPDevice) -> str:
     return salted_hmac(_SALT, state, algorithm="sha256").hexdigest()
 
 
+@sensitive_variables()
 def issue(user: AbstractBaseUser, device: TOTPDevice) -> str:
     """A ticket for ``user`` as ``authenticate()`` returned it, ``user.backend`` set (without
     it, as for Django's ``login()``, the one backend configured)."""
@@ -43,6 +45,7 @@ def issue(user: AbstractBaseUser, device: TOTPDevice) -> str:
     return signing.dumps(payload, salt=_SALT)
 
 
+@sensitive_variables()
 def redeem(ticket: str) -> TOTPDevice:
     """The device whose second factor the ticket waits for, or raise. ``device.user`` is set,
     with ``backend``: the backend that checked the password, as ``authenticate()`` sets it.

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, Exists, F, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, otp, recovery, signals, statements
 from .lockout import lock_schedule
@@ -153,6 +154,7 @@ def _wrong_code(device: TOTPDevice, now: datetime, request: Any) -> Exception:
     return exceptions.InvalidToken()
 
 
+@sensitive_variables()
 def _check_totp(
     device: TOTPDevice, code: str, now: datetime, action: Action, request: Any
 ) -> Accepted:
@@ -169,6 +171,7 @@ def _check_totp(
     return accepted
 
 
+@sensitive_variables()
 def _check_recovery(
     device: TOTPDevice, digests: list[str], now: datetime, action: Action, request: Any
 ) -> Accepted:
@@ -193,6 +196,7 @@ def _check_recovery(
     return accepted
 
 
+@sensitive_variables()
 def check(
     device: TOTPDevice,
     raw: str,

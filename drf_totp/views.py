@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
 from .parsers import JSONParser
+from .reports import secret_request
 from .settings import totp_settings
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
 from .verification import Accepted
@@ -31,6 +32,12 @@ class TOTPAPIView(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
     serializer_class: type[Serializer] = serializers.EmptySerializer
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Requests and answers carry passwords, codes, tickets, recovery codes and secrets: error
+        # reports show none of them (reports.py). Decorated once here, not on every dispatch.
+        return secret_request(super().as_view(**initkwargs))
 
     def get_exception_handler(self) -> Any:
         return exceptions.exception_handler

@@ -34,7 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
-    "django.contrib.admin",
+    "drf_totp.apps.OTPAdminConfig",  # django.contrib.admin, its default site behind 2FA
     "django.contrib.messages",
     "rest_framework",
     "rest_framework.authtoken",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import settings
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -181,3 +182,26 @@ def test_authtoken_no_longer_needs_drf_authtoken_installed(settings):
 def test_builtin_login_credentials_pass_when_installed(value):
     with override_settings(TOTP_LOGIN_CREDENTIAL=value):
         assert drf_totp_messages() == []
+
+
+def test_a_default_admin_site_that_opens_with_the_password_alone_is_warning_w006(monkeypatch):
+    from django.contrib import admin
+
+    monkeypatch.setattr(admin, "site", admin.AdminSite())
+
+    assert [m.id for m in drf_totp_messages()] == ["drf_totp.W006"]
+
+
+def test_drf_totps_admin_site_raises_no_w006():
+    from django.contrib import admin
+
+    from drf_totp.admin_site import OTPAdminSite
+
+    assert isinstance(admin.site, OTPAdminSite)  # tests/settings.py: OTPAdminConfig
+    assert "drf_totp.W006" not in [m.id for m in drf_totp_messages()]
+
+
+def test_without_the_admin_there_is_no_w006():
+    installed = [app for app in settings.INSTALLED_APPS if app != "drf_totp.apps.OTPAdminConfig"]
+    with override_settings(INSTALLED_APPS=installed):
+        assert "drf_totp.W006" not in [m.id for m in drf_totp_messages()]

@@ -9,7 +9,8 @@ DEBUG = True
 ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, whose login asks users with 2FA for their code (drf_totp.admin_site).
+    "drf_totp.apps.OTPAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
