@@ -40,4 +40,5 @@ def finish(ticket: str, raw: str, *, now: datetime | None = None, request: Any =
         # Only while no other login completed since the ticket was checked: a ticket works once.
         return accepted.row().filter(use_count=seen).update(**accepted.changes())
 
-    return check(device, raw, now=now, request=request, action=once)
+    # Losing to another login with this ticket is answered as such, not as a wrong code.
+    return check(device, raw, now=now, request=request, action=once, lost=exceptions.InvalidTicket)
