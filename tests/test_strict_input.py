@@ -147,8 +147,7 @@ class Unchanged:
         writes = [
             q["sql"]
             for q in self.queries.captured_queries
-            if q["sql"].lstrip().split(" ", 1)[0].upper() in WRITES
-            and not is_reservation(q["sql"])
+            if q["sql"].lstrip().split(" ", 1)[0].upper() in WRITES and not is_reservation(q["sql"])
         ]
         assert writes == []
         assert TOTPDevice.objects.filter(pk=self.device.pk).values().first() == self.before
