@@ -191,7 +191,7 @@ def test_a_right_code_among_wrong_ones_wins_no_more_than_its_fair_share(
     results = in_threads(BURST, send)
 
     got = answers(results)
-    assert (results[0].status_code, results[0].json()["code"]) == (429, "locked"), got
+    assert (results[0].status_code, results[0].json().get("code")) == (429, "locked"), got
     assert got == {(400, "invalid_token"): 1, (429, "locked"): BURST - 1}
     assert counter.count == 1
     assert reload(case.device).use_count == 0
