@@ -1,8 +1,10 @@
 """The floor: what any TOTP validation must do, and nothing else, behind the same authentication.
 
-``ValidateFloorView`` reads the user's device row, decrypts the secret, computes the code of the
-current step and records it with one conditional UPDATE: no window, no lock, no failure count,
-no signal, no serializer, no credential mark. ``OneRowView`` reads one row, as status does.
+``ValidateFloorView`` reads the user's device row, reserves the guess (one conditional UPDATE
+that counts it if the row is unlocked, as any guess limit that holds under parallel requests
+must, before the code is computed), decrypts the secret, computes the code of the current step
+and records it with one conditional UPDATE that also resets the count: read + reserve + TOTP +
+accept. No window, no lock schedule, no signal, no serializer, no credential mark. ``OneRowView`` reads one row, as status does.
 Both use the project's default authentication, permission and parser classes, as drf-totp's
 views do. Each exists twice: with the Django ORM, as drf-totp (and most Django code) is
 written, and with raw SQL, the lowest a Django view can go.
@@ -18,7 +20,8 @@ import pyotp
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
+from django.utils import timezone
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,9 +38,13 @@ STATE = ("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failur
 SELECT_DEVICE = (
     "SELECT id, secret, last_used_step FROM drf_totp_totpdevice WHERE user_id = %s AND is_confirmed"
 )
+RESERVE = (
+    "UPDATE drf_totp_totpdevice SET failure_count = failure_count + 1"
+    " WHERE id = %s AND (locked_until IS NULL OR locked_until <= %s)"
+)
 ACCEPT = (
-    "UPDATE drf_totp_totpdevice SET last_used_step = %s, use_count = use_count + 1"
-    " WHERE id = %s AND last_used_step < %s"
+    "UPDATE drf_totp_totpdevice SET last_used_step = %s, use_count = use_count + 1,"
+    " failure_count = 0 WHERE id = %s AND last_used_step < %s"
 )
 SELECT_STATE = f"SELECT {', '.join(STATE)} FROM drf_totp_totpdevice WHERE user_id = %s"
 
@@ -59,7 +66,7 @@ class FloorView(APIView):
 
 
 class ValidateFloorView(FloorView):
-    """With the ORM: one SELECT of three columns, one conditional UPDATE."""
+    """With the ORM: one SELECT of three columns, two conditional UPDATEs."""
 
     def device(self, user_pk: Any) -> tuple[int, str, int] | None:
         """The user's confirmed device: ``(pk, ciphertext, last_used_step)``."""
@@ -69,10 +76,18 @@ class ValidateFloorView(FloorView):
             .first()
         )
 
+    def reserve(self, pk: int) -> bool:
+        """Count the guess if the row is unlocked, before the code is computed."""
+        unlocked = Q(locked_until__isnull=True) | Q(locked_until__lte=timezone.now())
+        updated = FloorDevice.objects.filter(unlocked, pk=pk).update(
+            failure_count=F("failure_count") + 1
+        )
+        return bool(updated)
+
     def accept(self, pk: int, step: int) -> bool:
-        """Record the code of ``step`` if no later one was: the conditional UPDATE."""
+        """Record the code of ``step`` if no later one was, and reset the count."""
         updated = FloorDevice.objects.filter(pk=pk, last_used_step__lt=step).update(
-            last_used_step=step, use_count=F("use_count") + 1
+            last_used_step=step, use_count=F("use_count") + 1, failure_count=0
         )
         return bool(updated)
 
@@ -81,6 +96,8 @@ class ValidateFloorView(FloorView):
         if row is None:
             return Response({"ok": False}, status=409)
         pk, ciphertext, last_used_step = row
+        if not self.reserve(pk):
+            return Response({"ok": False}, status=429)
         step = int(time.time()) // PERIOD
         if step <= last_used_step or not matches(ciphertext, self.code(request), step):
             return Response({"ok": False}, status=400)
@@ -89,12 +106,18 @@ class ValidateFloorView(FloorView):
 
 
 class ValidateFloorSQLView(ValidateFloorView):
-    """With raw SQL: the same two statements."""
+    """With raw SQL: the same three statements."""
 
     def device(self, user_pk: Any) -> tuple[int, str, int] | None:
         with connection.cursor() as cursor:
             cursor.execute(SELECT_DEVICE, [user_pk])
             return cursor.fetchone()
+
+    def reserve(self, pk: int) -> bool:
+        with connection.cursor() as cursor:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            cursor.execute(RESERVE, [pk, now])
+            return cursor.rowcount == 1
 
     def accept(self, pk: int, step: int) -> bool:
         with connection.cursor() as cursor:

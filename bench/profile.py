@@ -21,7 +21,7 @@ KEY_FRAMES = [
     ("throttles", "rest_framework/views.py", "check_throttles"),
     ("parse and validate the body", "drf_totp/views.py", "validated"),
     ("ValidateView.post", "drf_totp/views.py", "post"),
-    ("read the device (SQL)", "drf_totp/statements.py", "confirmed_device"),
+    ("read the device and reserve the guess (SQL)", "drf_totp/lockout.py", "reserve"),
     ("decrypt the secret", "drf_totp/crypto.py", "decrypt"),
     ("  of which key derivation", "drf_totp/crypto.py", "configured_keys"),
     ("compute the window's codes", "drf_totp/otp.py", "matching_step"),

@@ -21,10 +21,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import devices
+from . import devices, lockout
 from .admin_site import session_passed_2fa
 from .models import RecoveryCode, TOTPDevice
-from .verification import unlocked
 
 
 def _user_search_fields() -> tuple[str, ...]:
@@ -71,7 +70,7 @@ class LockedFilter(admin.SimpleListFilter):
     ) -> QuerySet[TOTPDevice]:
         # Locked for now, or locked out of TOTP until a recovery code or an unlock: the rows
         # that the code check would refuse a TOTP code.
-        may_check = unlocked(timezone.now(), totp=True)
+        may_check = lockout.unlocked(timezone.now(), totp=True)
         if self.value() == "yes":
             return queryset.exclude(may_check)
         if self.value() == "no":

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import exceptions, recovery, signals, statements
+from . import exceptions, lockout, recovery, signals, statements
 from .models import Algorithm, RecoveryCode, TOTPDevice, VerifiedToken
 from .settings import totp_settings
 from .verification import Accepted, Action, check, record
@@ -104,12 +104,6 @@ def confirm(
 
     Returns the accepted code and the recovery codes issued with it, to be shown once.
     """
-    device = TOTPDevice.objects.filter(user=user, is_confirmed=False).first()
-    if device is None:
-        if TOTPDevice.objects.filter(user=user, is_confirmed=True).exists():
-            raise exceptions.AlreadyEnabled()
-        raise exceptions.NoPendingDevice()
-    device.user = user
     now = now or timezone.now()
 
     def activate(accepted: Accepted) -> int:
@@ -119,18 +113,19 @@ def confirm(
             .update(**accepted.changes(), is_confirmed=True, confirmed_at=now)
         )
 
-    accepted = check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
+    pending = lockout.Row(user, confirmed=False)
+    accepted = check(
+        pending,
+        raw,
+        now=now,
+        request=request,
+        allow_recovery=False,
+        action=activate,
+        lost=exceptions.AlreadyEnabled,  # another code of the window confirmed it first
+    )
     codes = recovery.issue(user, now)
     signals.send_on_commit(signals.totp_enabled, user, request)
     return accepted, codes
-
-
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:
-    """The user's confirmed device (its ``user`` already set), or ``NotEnabled``."""
-    device = statements.confirmed_device(user)
-    if device is None:
-        raise exceptions.NotEnabled()
-    return device
 
 
 def has_2fa(user: AbstractBaseUser) -> bool:
@@ -147,7 +142,7 @@ def authenticate(
     action: Action = record,
 ) -> Accepted:
     """The second factor: a code of the user's confirmed device, or a recovery code."""
-    return check(confirmed_device(user), raw, now=now, request=request, action=action)
+    return check(lockout.Row(user), raw, now=now, request=request, action=action)
 
 
 @sensitive_variables()
@@ -155,7 +150,7 @@ def regenerate_recovery_codes(
     user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
 ) -> list[str]:
     """A new set of recovery codes, given a TOTP code; the old set stops working."""
-    accepted = check(confirmed_device(user), raw, now=now, request=request, allow_recovery=False)
+    accepted = check(lockout.Row(user), raw, now=now, request=request, allow_recovery=False)
     codes = recovery.issue(user, accepted.at)
     signals.send_on_commit(signals.recovery_codes_regenerated, user, request)
     return codes
@@ -163,17 +158,28 @@ def regenerate_recovery_codes(
 
 @sensitive_variables()
 def disable(
-    user: AbstractBaseUser, raw: str, *, now: datetime | None = None, request: Any = None
+    user: AbstractBaseUser,
+    raw: str,
+    *,
+    password: str | None = None,
+    now: datetime | None = None,
+    request: Any = None,
 ) -> None:
     """Turn 2FA off given a code: the device, recovery codes and token marks are deleted.
 
-    With a TOTP code, the check and the delete are one statement.
+    With ``TOTP_DISABLE_REQUIRES_PASSWORD``, ``password`` is checked with the code, after the
+    guess is reserved: a wrong one counts as a wrong code, and the answer does not say which of
+    the two was wrong. With a TOTP code, the check and the delete are one statement.
     """
 
     def delete(accepted: Accepted) -> int:
         return accepted.row().delete()[0]
 
-    check(confirmed_device(user), raw, now=now, request=request, action=delete)
+    def password_ok() -> bool:
+        return password is not None and user.check_password(password)
+
+    second = password_ok if totp_settings.DISABLE_REQUIRES_PASSWORD else None
+    check(lockout.Row(user), raw, now=now, request=request, action=delete, password=second)
     _forget(user, request)
 
 
@@ -223,15 +229,12 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
         return Status(False, False, None, None, None, False, 0)
     device, remaining = found
     enabled = device.is_confirmed
-    locked_until = (
-        device.locked_until if device.locked_until and device.locked_until > now else None
-    )
     return Status(
         enabled=enabled,
         pending=not enabled,
         confirmed_at=device.confirmed_at,
         last_used_at=device.last_used_at if enabled else None,
-        locked_until=locked_until if enabled else None,
-        locked_out=enabled and device.failure_count >= totp_settings.MAX_FAILURES,
+        locked_until=lockout.locked_until(device, now) if enabled else None,
+        locked_out=enabled and lockout.locked_out(device),
         recovery_codes_remaining=remaining if enabled else 0,
     )

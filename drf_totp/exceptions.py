@@ -200,10 +200,13 @@ class TicketExpired(InvalidTicket):
     default_code = "ticket_expired"
 
 
-class InvalidPassword(FieldError):
-    default_detail = _("The password is not correct.")
-    default_code = "invalid_password"
-    field = "password"
+class InvalidCodeOrPassword(InvalidToken):
+    """``disable/`` with the password required: the code or the password is wrong, and the
+    answer does not say which (a wrong password counts as a wrong code)."""
+
+    default_detail = _("The code or the password is not correct.")
+    default_code = "invalid_code_or_password"
+    field = "non_field_errors"
 
 
 class TokenLimitReached(exceptions.APIException):

@@ -67,5 +67,6 @@ def finish(
                 issued.append(issue(accepted))
         return changed
 
-    check(device, raw, now=now, request=request, action=once)
+    # Losing to another login with this ticket is answered as such, not as a wrong code.
+    check(device, raw, now=now, request=request, action=once, lost=exceptions.InvalidTicket)
     return issued[0]

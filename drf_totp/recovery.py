@@ -119,40 +119,49 @@ def imported_digest(format: str, raw: str) -> str | None:
     return None if code is None else digests(code, format)[0]
 
 
-def _candidates(raw: str) -> dict[str, list[str]]:
-    """Per format ``raw`` can be a code of, its digests under every key."""
+def _readings(raw: str) -> dict[str, str]:
+    """Per format ``raw`` can be a code of, the code as that format reads it."""
     found = {}
     for format, (read, _salt) in _FORMATS.items():
         code = read(raw)
         if code is not None:
-            found[format] = digests(code, format)
+            found[format] = code
     return found
 
 
-def lookup(user_id: Any, raw: str, *, totp_code: bool) -> list[str] | None:
-    """The digests to look for if ``raw`` is to be checked as one of the user's recovery codes,
+@sensitive_variables()
+def candidate_digests(readings: dict[str, str]) -> list[str]:
+    """The digests a recovery code read as ``readings`` (from ``lookup``) is looked for under:
+    of each reading, under every key."""
+    return [digest for format, code in readings.items() for digest in digests(code, format)]
+
+
+@sensitive_variables()
+def lookup(user_id: Any, raw: str, *, totp_code: bool) -> dict[str, str] | None:
+    """How to read ``raw`` if it is to be checked as one of the user's recovery codes (per
+    format, the code as that format reads it; ``candidate_digests`` makes what to look for),
     or None if it is not to be checked as one.
 
-    A code of drf-totp's form always is (no query). Imported forms look like many other inputs,
-    so they are only checked for a user holding codes of that form (one query, made only for
-    input of such a form: never for a 6-digit number). Input that is also a TOTP code of the
-    device (``totp_code``: an allauth code on an 8-digit device) is checked as a recovery code
-    only if it is one of the user's, used or not; otherwise it is a TOTP code.
+    A code of drf-totp's form always is (no query, no hashing: the digests are made only once
+    the guess is reserved). Imported forms look like many other inputs, so they are only
+    checked for a user holding codes of that form (one query, made only for input of such a
+    form: never for a 6-digit number). Input that is also a TOTP code of the device
+    (``totp_code``: an allauth code on an 8-digit device) is checked as a recovery code only if
+    it is one of the user's, used or not; otherwise it is a TOTP code.
     """
     if totp_code and _six_digits(raw.replace(" ", "")):
         return None  # the path of nearly every login: no work
-    found = _candidates(raw)
-    wanted = [digest for each in found.values() for digest in each]
+    found = _readings(raw)
     if str(Format.DRF_TOTP) in found or not found:
-        return wanted or None
+        return found or None
     held = set(
         RecoveryCode.objects.filter(user_id=user_id, format__in=list(found)).values_list(
             "digest", flat=True
         )
     )
     if totp_code:
-        return wanted if held.intersection(wanted) else None
-    return wanted if held else None
+        return found if held.intersection(candidate_digests(found)) else None
+    return found if held else None
 
 
 @sensitive_variables()

@@ -8,10 +8,17 @@ action did not come from a request, e.g. the admin or a command).
 - ``totp_disabled``: the device and recovery codes were deleted (by the user or an admin).
 - ``totp_unlocked``: an administrator lifted the user's lock.
 - ``totp_verified``: a code (TOTP or recovery) was accepted; ``method`` is "totp" or "recovery".
-- ``totp_failed``: a wrong code was counted; ``failure_count`` is the new count.
+- ``totp_failed``: a code was refused and counted (wrong, or already used); ``failure_count``
+  is the new count.
 - ``totp_locked``: a failure locked the user; ``locked_until``, ``failure_count``.
+- ``totp_locked_out``: the failure count reached ``TOTP_MAX_FAILURES``: TOTP codes are refused
+  until a recovery code or an unlock; ``failure_count``.
 - ``recovery_code_used``: a recovery code was consumed; ``remaining`` codes are left.
 - ``recovery_codes_regenerated``: a new set replaced the old one.
+
+The failure signals carry the state that the statement counting the failure returned (never a
+later read), so each count, each lock and the lock-out are signalled exactly once, however many
+requests run together.
 """
 
 from __future__ import annotations
@@ -37,13 +44,14 @@ totp_unlocked = Event("totp_unlocked")
 totp_verified = Event("totp_verified")
 totp_failed = Event("totp_failed")
 totp_locked = Event("totp_locked")
+totp_locked_out = Event("totp_locked_out")
 recovery_code_used = Event("recovery_code_used")
 recovery_codes_regenerated = Event("recovery_codes_regenerated")
 
 
 logger = logging.getLogger("drf_totp")
 
-_WARNINGS = {"totp_failed", "totp_locked"}
+_WARNINGS = {"totp_failed", "totp_locked", "totp_locked_out"}
 
 
 def send_on_commit(signal: Event, user: Any, request: Any = None, **extra: Any) -> None:

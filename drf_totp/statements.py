@@ -1,11 +1,13 @@
 """The statements of the hot paths, written in SQL: reading the user's device, accepting a TOTP
 code (with, on PostgreSQL, an opaque token's mark in the same statement), and the status row.
+(The statement that reserves a guess is the guess limit's, in lockout.py.)
 
 The ORM builds each statement anew for every request, and on this path building costs more than
-the database takes to run it (docs/benchmarks.md). These send what the ORM would send. The rule
-of which rows may accept a code is ``verification.unlocked`` plus "a later step than the last
-one", and an unused recovery code is ``recovery.unused``, written out; tests/test_statements.py
-holds the SQL and the ORM to the same answers.
+the database takes to run it (docs/benchmarks.md). These send what the ORM would send. A code
+is accepted for "a later step than the last one" (``verification.Accepted.row``; the guess
+limit was applied before, when the guess was reserved), and an unused recovery code is
+``recovery.unused``, written out; tests/test_statements.py holds the SQL and the ORM to the same
+answers.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ from django.db import connections, models, router, transaction
 from django.db.models.constants import OnConflict
 
 from .models import RecoveryCode, TOTPDevice, VerifiedToken
-from .settings import totp_settings
 
 
-def _names(alias: str, model: type[models.Model]) -> tuple[str, dict[str, str]]:
+def names(alias: str, model: type[models.Model]) -> tuple[str, dict[str, str]]:
     """The quoted name of ``model``'s table, and of each column by attribute name."""
     quote = connections[alias].ops.quote_name
     # A concrete field always has a column (the stubs allow None for other kinds of field).
@@ -31,33 +32,43 @@ def _names(alias: str, model: type[models.Model]) -> tuple[str, dict[str, str]]:
     return quote(model._meta.db_table), columns
 
 
-def _first_device(sql_of: Callable[[str], str], params: list[Any]) -> TOTPDevice | None:
+def _first_device(
+    sql_of: Callable[[str], str], params: list[Any], alias: str | None = None
+) -> TOTPDevice | None:
     """The first device the SELECT ``sql_of(alias)`` finds, as a model (its fields converted)."""
-    alias = router.db_for_read(TOTPDevice)
+    alias = alias or router.db_for_read(TOTPDevice)
     return next(iter(TOTPDevice.objects.db_manager(alias).raw(sql_of(alias), params)), None)
 
 
 @lru_cache(maxsize=8)
 def _select_sql(alias: str) -> str:
-    table, c = _names(alias, TOTPDevice)
+    table, c = names(alias, TOTPDevice)
     return (
         f"SELECT {', '.join(c.values())} FROM {table}"
         f" WHERE {c['user_id']} = %s AND {c['is_confirmed']} = %s ORDER BY {c['id']} LIMIT 1"
     )
 
 
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
-    """The user's confirmed device (the first, should an administrator have added more)."""
-    device = _first_device(_select_sql, [user.pk, True])
+def first_device(
+    alias: str | None, user: AbstractBaseUser, *, confirmed: bool = True
+) -> TOTPDevice | None:
+    """The user's first confirmed device (should an administrator have added more), or with
+    ``confirmed=False`` the pending one, read on ``alias`` (None: the router's choice)."""
+    device = _first_device(_select_sql, [user.pk, confirmed], alias)
     if device is not None:
         device.user = cast(Any, user)  # any user model, not only django.contrib.auth's User
     return device
 
 
+def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
+    """The user's confirmed device (the first, should an administrator have added more)."""
+    return first_device(None, user)
+
+
 @lru_cache(maxsize=8)
 def _status_sql(alias: str) -> str:
-    table, c = _names(alias, TOTPDevice)
-    codes, r = _names(alias, RecoveryCode)
+    table, c = names(alias, TOTPDevice)
+    codes, r = names(alias, RecoveryCode)
     state = ("id", "is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
     unused = (
         f"SELECT COUNT(*) FROM {codes}"
@@ -80,14 +91,12 @@ def status_device(user: AbstractBaseUser) -> tuple[TOTPDevice, int] | None:
 
 @lru_cache(maxsize=8)
 def _accept_sql(alias: str) -> str:
-    table, c = _names(alias, TOTPDevice)
+    table, c = names(alias, TOTPDevice)
     return (
         f"UPDATE {table} SET {c['last_used_step']} = %s, {c['last_used_at']} = %s,"
         f" {c['use_count']} = {c['use_count']} + 1, {c['failure_count']} = 0,"
         f" {c['locked_until']} = NULL"
         f" WHERE {c['id']} = %s AND {c['last_used_step']} < %s"
-        f" AND ({c['locked_until']} IS NULL OR {c['locked_until']} <= %s)"
-        f" AND {c['failure_count']} < %s"
     )
 
 
@@ -96,7 +105,7 @@ def _mark_sql(alias: str) -> tuple[str, str]:
     """``INSERT INTO table (digest, user, device, verified_at)``, and the database's clause that
     replaces the mark a digest already has (PostgreSQL and SQLite: ON CONFLICT (digest) DO
     UPDATE; MySQL and MariaDB: ON DUPLICATE KEY UPDATE)."""
-    table, quoted = _names(alias, VerifiedToken)
+    table, quoted = names(alias, VerifiedToken)
     by_name = {field.name: field for field in VerifiedToken._meta.concrete_fields}
     fields = [by_name[name] for name in ("digest", "user", "device_id", "verified_at")]
     columns = [cast(str, field.column) for field in fields]
@@ -111,7 +120,7 @@ def _mark_sql(alias: str) -> tuple[str, str]:
 @lru_cache(maxsize=8)
 def _accept_and_mark_sql(alias: str) -> str:
     """PostgreSQL: the UPDATE, and the mark of the row it changed (none changed: no mark)."""
-    table, c = _names(alias, TOTPDevice)
+    table, c = names(alias, TOTPDevice)
     insert, update = _mark_sql(alias)
     return (
         f"WITH accepted AS ({_accept_sql(alias)} RETURNING {c['id']}, {c['user_id']})"
@@ -142,14 +151,15 @@ def mark(digest: str, device: TOTPDevice, now: datetime) -> None:
 
 def accept(device: TOTPDevice, step: int, now: datetime, mark_digest: str | None = None) -> int:
     """Record a TOTP code of ``step`` accepted at ``now``: 1 if the row took it, 0 if its state
-    moved on (a later or equal step used, or a lock). The success resets the failure count.
+    moved on (a later or equal step used, or the row gone). The success resets the failure count
+    and lifts the lock, the one its own reservation set included (lockout.py).
 
     With ``mark_digest``, the opaque token of that digest is marked as verified by this code in
     the same transaction (on PostgreSQL, the same statement): never a code used up without it.
     """
     alias = router.db_for_write(TOTPDevice)
     at = connections[alias].ops.adapt_datetimefield_value(now)
-    params = [step, at, device.pk, step, at, totp_settings.MAX_FAILURES]
+    params = [step, at, device.pk, step]
     if mark_digest is None:
         return _execute(alias, _accept_sql(alias), params)
     if marks_in_one_statement():

@@ -124,11 +124,7 @@ class DisableView(CodeAPIView):
 
     def post(self, request: Request) -> Response:
         data = self.validated(request)
-        if totp_settings.DISABLE_REQUIRES_PASSWORD and not self.user.check_password(
-            data["password"]
-        ):
-            raise exceptions.InvalidPassword()
-        devices.disable(self.user, data["token"], request=request)
+        devices.disable(self.user, data["token"], password=data.get("password"), request=request)
         return Response({"detail": _("Two-factor authentication is disabled."), "enabled": False})
 
 

@@ -157,17 +157,17 @@ def test_with_the_setting_the_password_is_required(auth_client, user, totp_devic
 
 
 @pytest.mark.usefixtures("password_required")
-def test_with_the_setting_a_wrong_password_is_invalid_password_and_spends_no_code(
+def test_with_the_setting_a_wrong_password_counts_as_a_wrong_code_and_spends_no_code(
     auth_client, user, totp_device, recovery_codes, authenticator
 ):
     code = authenticator(totp_device)
 
     response = post(auth_client, DISABLE, {"token": code, "password": "not the password"})
 
-    assert_refused(response, 400, "invalid_password", "password")
+    assert_refused(response, 400, "invalid_code_or_password", "non_field_errors")
     assert_still_enabled(user)
     totp_device.refresh_from_db()
-    assert (totp_device.use_count, totp_device.failure_count) == (0, 0)
+    assert (totp_device.use_count, totp_device.failure_count) == (0, 1)
     # The code was not spent on the refused request.
     assert post(auth_client, VALIDATE, {"token": code}).status_code == 200
 
@@ -200,7 +200,7 @@ def test_with_the_setting_the_right_password_and_a_wrong_code_disable_nothing(
         auth_client, DISABLE, {"token": wrong(authenticator(totp_device)), "password": password}
     )
 
-    assert_refused(response, 400, "invalid_token", "token")
+    assert_refused(response, 400, "invalid_code_or_password", "non_field_errors")
     assert_still_enabled(user)
 
 

@@ -1,8 +1,10 @@
 """Issue #3, items 3 and 4: parallel requests, each thread on its own database connection.
 
 The same valid code sent by 16 threads at once is accepted exactly once (validate, disable,
-verify); 20 parallel wrong codes are counted exactly; 200 wrong codes sent the moment a lock ends
-get one evaluation, as if sent one at a time. On SQLite the threads share the test database file
+verify); the others are told the code was used, or, since each request in flight holds a
+reserved guess (lockout.py) and the 5th one sets a lock, ``locked``; afterwards nothing stays
+counted. 20 parallel wrong codes are counted exactly; 200 wrong codes sent the moment a lock ends
+get one evaluation, as if sent one at a time (tests/test_parallel_budget.py: every endpoint). On SQLite the threads share the test database file
 and run in Django's default transaction mode, whatever tests/settings.py chooses.
 
 Time is frozen (process-wide, so every thread sees the same instant): all codes fall in one step.
@@ -111,9 +113,9 @@ def test_same_valid_code_from_16_threads_is_accepted_once_by_validate(
 
     answers = flat(together(THREADS, answers_of(user, VALIDATE, code)))
 
-    assert_one_success(answers, {"token_reused"})
+    assert_one_success(answers, {"token_reused", "locked"})
     after = reload(device)
-    assert (after.use_count, after.failure_count) == (1, 0)
+    assert (after.use_count, after.failure_count, after.locked_until) == (1, 0, None)
 
 
 def test_same_valid_code_from_16_threads_disables_once(user, make_device, atomic_requests):
@@ -122,7 +124,7 @@ def test_same_valid_code_from_16_threads_disables_once(user, make_device, atomic
 
     answers = flat(together(THREADS, answers_of(user, DISABLE, code)))
 
-    assert_one_success(answers, {"not_enabled", "token_reused"})
+    assert_one_success(answers, {"not_enabled", "token_reused", "locked"})
     assert reload(device) is None
 
 
@@ -132,7 +134,7 @@ def test_same_valid_code_from_16_threads_confirms_enrollment_once(user, make_dev
 
     answers = flat(together(THREADS, answers_of(user, VERIFY, code)))
 
-    assert_one_success(answers, {"already_enabled", "token_reused"})
+    assert_one_success(answers, {"already_enabled", "token_reused", "locked"})
     after = reload(device)
     assert after.is_confirmed and after.use_count == 1
     assert RecoveryCode.objects.filter(user=user).count() == 10

@@ -1,7 +1,7 @@
 """Issue #3, item 9: logs and signals never contain a code or a secret.
 
 One user goes through every path a code takes (enroll, validate, wrong codes up to a lock, a
-refused code while locked, an administrator's unlock, a recovery code, new recovery codes,
+refused code while locked, a lock-out, an administrator's unlock, a recovery code, new recovery codes,
 disable) while every log record at DEBUG, SQL included, and every signal of the package is
 captured. None may contain the TOTP secret, any code sent, or any recovery code.
 """
@@ -93,6 +93,9 @@ def everything_a_code_goes_through(client, user, clock, sent: Sent) -> None:
         assert post_token(client, VALIDATE, sent.code(wrong_code(device))).status_code == 400
     locked = post_token(client, VALIDATE, sent.code(current_code(device)))
     assert locked.status_code == 429
+    clock.shift(30)
+    # The 6th failure reaches TOTP_MAX_FAILURES (6 in this test): locked out.
+    assert post_token(client, VALIDATE, sent.code(wrong_code(device))).status_code == 400
     assert devices.unlock(user)
     clock.shift(30)
 
@@ -107,8 +110,9 @@ def everything_a_code_goes_through(client, user, clock, sent: Sent) -> None:
 
 
 def test_no_log_record_and_no_signal_carries_a_code_or_a_secret(
-    auth_client, user, clock, caplog, sent
+    auth_client, user, clock, caplog, sent, settings
 ):
+    settings.TOTP_MAX_FAILURES = 6
     for name in (None, "django", "drf_totp"):  # Django's own logging config stops "django" at INFO
         caplog.set_level(logging.DEBUG, logger=name)
     secrets_sent = Sent()

@@ -1,8 +1,10 @@
 """The hot path's SQL (drf_totp/statements.py) says what the ORM's rules say.
 
-``accept`` writes out ``verification.unlocked(now, totp=True)`` and "a later step than the last
-one" as SQL: over every kind of row state, it must take exactly the rows the ORM query selects,
-and record the success exactly as the ORM update would.
+``accept`` writes out "a later step than the last one" (``verification.Accepted.row``) as SQL:
+over every kind of row state, locked ones included (the guess was reserved before, and the lock
+its reservation set must not refuse its own success), it must take exactly the rows the ORM
+query selects, and record the success exactly as the ORM update would. The reserving statement
+is held to the lock rule in tests/test_lockout_rule.py.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.utils import timezone
 from drf_totp import recovery, statements
 from drf_totp.models import RecoveryCode, TOTPDevice, VerifiedToken
 from drf_totp.settings import totp_settings
-from drf_totp.verification import unlocked
+from drf_totp.verification import Accepted
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -51,11 +53,7 @@ def test_accept_takes_exactly_the_rows_the_orm_rule_selects(make_device):
         )
         for user, (failures, lock, last) in zip(users, grid, strict=True)
     ]
-    expected = set(
-        TOTPDevice.objects.filter(unlocked(now, totp=True), last_used_step__lt=STEP).values_list(
-            "pk", flat=True
-        )
-    )
+    expected = {device.pk for device in rows if Accepted(device, now, STEP).row().exists()}
     assert 0 < len(expected) < len(rows)  # the grid has rows on both sides of the rule
 
     taken = {device.pk for device in rows if statements.accept(device, STEP, now)}

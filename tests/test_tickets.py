@@ -83,8 +83,11 @@ def test_a_ticket_completes_one_login_when_sent_with_many_codes_at_once(
     assert recovery.unused(user.pk).count() == len(codes) - 1
     totp_device.refresh_from_db()
     assert totp_device.use_count == 1
-    # The others are refused with a 400, not a server error.
-    assert sorted(map(str, outcomes)) == ["200"] + ["400"] * (len(codes) - 1), outcomes
+    # The others are refused, not a server error: the ticket was used (400), or the guesses in
+    # flight hold a lock (429; each request reserves its guess first, lockout.py).
+    assert set(outcomes) <= {200, 400, 429}, outcomes
+    refused = [r.json()["code"] for r in results if r.status_code != 200]
+    assert set(refused) <= {"invalid_ticket", "locked"}, refused
 
 
 # --- lifetime --------------------------------------------------------------------------------------
