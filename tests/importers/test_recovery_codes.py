@@ -125,6 +125,11 @@ def test_sixteen_validates_with_one_imported_code_succeed_once(
     results = in_threads(CONCURRENCY, send)
 
     outcomes = [getattr(r, "status_code", None) or repr(r) for r in results]
-    assert sorted(map(str, outcomes)) == ["200"] + ["400"] * (CONCURRENCY - 1), outcomes
+    assert outcomes.count(200) == 1, outcomes
+    # The others: already used, or locked for a moment by the guesses still in flight.
+    assert {r.json()["code"] for r in results if r.status_code != 200} <= {
+        "token_reused",
+        "locked",
+    }, outcomes
     assert recovery.unused(user.pk).count() == 0
     assert TOTPDevice.objects.get().failure_count == 0
