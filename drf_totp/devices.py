@@ -17,11 +17,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import exceptions, recovery, signals, statements
-from .models import RecoveryCode, TOTPDevice, VerifiedToken
+from .models import RecoveryCode, TOTPDevice, VerifiedToken, secret_columns
 from .settings import totp_settings
 from .verification import Accepted, Action, check, record
 
 DEFAULT_NAME = "default"
+# A pending device that is to replace a confirmed one with a weak secret (which holds, as a rule,
+# the default name: names are unique per user). Confirmed, it takes the default name.
+REPLACEMENT_NAME = "replacement"
 
 
 def new_secret() -> str:
@@ -36,14 +39,19 @@ def provisioning_uri(device: TOTPDevice) -> str:
     return device.totp().provisioning_uri(name=account, issuer_name=totp_settings.ISSUER_NAME)
 
 
-def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:
+def start_enrollment(
+    user: AbstractBaseUser, *, second_factor_passed: bool = False, now: datetime | None = None
+) -> TOTPDevice:
     """Create the user's pending device, or give the pending one a new secret.
 
     Codes of a replaced secret stop working at once. Raises ``AlreadyEnabled`` if the user has a
-    confirmed device; that device is left untouched.
+    confirmed device; that device is left untouched. Unless its secret is weak: then the new
+    device replaces it once confirmed, provided the credential of the request passed the second
+    factor (``second_factor_passed``, else ``OTPRequired``), so that a stolen password alone
+    cannot swap the authenticator.
     """
     fields: dict[str, Any] = {
-        "secret": new_secret(),
+        **secret_columns(new_secret()),
         "digits": totp_settings.DIGITS,
         "period": totp_settings.PERIOD,
         "algorithm": totp_settings.ALGORITHM,
@@ -53,20 +61,25 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
         "failure_count": 0,
         "locked_until": None,
     }
-    pending = TOTPDevice.objects.filter(user=user, name=DEFAULT_NAME, is_confirmed=False)
+    confirmed = TOTPDevice.objects.filter(user=user, is_confirmed=True)
+    name = DEFAULT_NAME
     # Two rounds: a concurrent request may create the row between our UPDATE and INSERT.
     for _round in range(2):
-        if has_2fa(user):
+        weak = set(confirmed.values_list("weak_secret", flat=True))
+        if False in weak:
             raise exceptions.AlreadyEnabled()
-        if pending.update(**fields):
+        if weak and not second_factor_passed:
+            raise exceptions.OTPRequired()
+        name = REPLACEMENT_NAME if weak else DEFAULT_NAME
+        if TOTPDevice.objects.filter(user=user, name=name, is_confirmed=False).update(**fields):
             break
         try:
             with transaction.atomic():
-                TOTPDevice.objects.create(user=user, name=DEFAULT_NAME, **fields)
+                TOTPDevice.objects.create(user=user, name=name, **fields)
             break
         except IntegrityError:
             continue
-    return TOTPDevice(user=cast(Any, user), name=DEFAULT_NAME, **fields)
+    return TOTPDevice(user=cast(Any, user), name=name, **fields)
 
 
 def confirm(
@@ -74,7 +87,9 @@ def confirm(
 ) -> tuple[Accepted, list[str]]:
     """Confirm the pending device with its first code (whose step is consumed): 2FA is on.
 
-    Returns the accepted code and the recovery codes issued with it, to be shown once.
+    A replacement (see ``start_enrollment``) takes the place of the weak device in the same
+    transaction. Returns the accepted code and the recovery codes issued with it (a new set),
+    to be shown once.
     """
     device = TOTPDevice.objects.filter(user=user, is_confirmed=False).first()
     if device is None:
@@ -85,11 +100,19 @@ def confirm(
     now = now or timezone.now()
 
     def activate(accepted: Accepted) -> int:
-        return (
-            accepted.row()
-            .filter(is_confirmed=False)
-            .update(**accepted.changes(), is_confirmed=True, confirmed_at=now)
-        )
+        pending = accepted.row().filter(is_confirmed=False)
+        changes = {**accepted.changes(), "is_confirmed": True, "confirmed_at": now}
+        if device.name != REPLACEMENT_NAME:
+            return pending.update(**changes)
+        try:
+            with transaction.atomic():
+                TOTPDevice.objects.filter(user=user, is_confirmed=True, weak_secret=True).delete()
+                changed = pending.update(**changes, name=DEFAULT_NAME)
+                if not changed:
+                    transaction.set_rollback(True)  # the weak device stays
+        except IntegrityError:  # a device with a strong secret was confirmed meanwhile: it stays
+            raise exceptions.AlreadyEnabled() from None
+        return changed
 
     accepted = check(device, raw, now=now, request=request, allow_recovery=False, action=activate)
     codes = recovery.issue(user, now)
@@ -103,10 +126,6 @@ def confirmed_device(user: AbstractBaseUser) -> TOTPDevice:
     if device is None:
         raise exceptions.NotEnabled()
     return device
-
-
-def has_2fa(user: AbstractBaseUser) -> bool:
-    return TOTPDevice.objects.filter(user=user, is_confirmed=True).exists()
 
 
 def authenticate(
@@ -182,6 +201,7 @@ class Status:
     locked_until: datetime | None
     locked_out: bool
     recovery_codes_remaining: int
+    weak_secret: bool
 
 
 def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
@@ -189,7 +209,7 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
     now = now or timezone.now()
     found = statements.status_device(user)
     if found is None:
-        return Status(False, False, None, None, None, False, 0)
+        return Status(False, False, None, None, None, False, 0, False)
     device, remaining = found
     enabled = device.is_confirmed
     locked_until = (
@@ -203,4 +223,5 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
         locked_until=locked_until if enabled else None,
         locked_out=enabled and device.failure_count >= totp_settings.MAX_FAILURES,
         recovery_codes_remaining=remaining if enabled else 0,
+        weak_secret=enabled and device.weak_secret,
     )

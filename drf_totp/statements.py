@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -37,18 +37,26 @@ def _first_device(sql_of: Callable[[str], str], params: list[Any]) -> TOTPDevice
     return next(iter(TOTPDevice.objects.db_manager(alias).raw(sql_of(alias), params)), None)
 
 
-@lru_cache(maxsize=8)
-def _select_sql(alias: str) -> str:
+@lru_cache(maxsize=16)
+def _select_sql(alias: str, secret: bool = True) -> str:
     table, c = _names(alias, TOTPDevice)
+    columns = [column for name, column in c.items() if secret or name != "secret"]
     return (
-        f"SELECT {', '.join(c.values())} FROM {table}"
+        f"SELECT {', '.join(columns)} FROM {table}"
         f" WHERE {c['user_id']} = %s AND {c['is_confirmed']} = %s ORDER BY {c['id']} LIMIT 1"
     )
 
 
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
-    """The user's confirmed device (the first, should an administrator have added more)."""
-    device = _first_device(_select_sql, [user.pk, True])
+_select_sql_without_secret = partial(_select_sql, secret=False)
+
+
+def confirmed_device(user: AbstractBaseUser, *, secret: bool = True) -> TOTPDevice | None:
+    """The user's confirmed device (the first, should an administrator have added more).
+
+    Without ``secret``, the secret is neither read nor decrypted (a deferred field): for what
+    needs only the device's state, such as a login ticket.
+    """
+    device = _first_device(_select_sql if secret else _select_sql_without_secret, [user.pk, True])
     if device is not None:
         device.user = cast(Any, user)  # any user model, not only django.contrib.auth's User
     return device
@@ -58,7 +66,15 @@ def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
 def _status_sql(alias: str) -> str:
     table, c = _names(alias, TOTPDevice)
     codes, r = _names(alias, RecoveryCode)
-    state = ("id", "is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+    state = (
+        "id",
+        "is_confirmed",
+        "confirmed_at",
+        "last_used_at",
+        "locked_until",
+        "failure_count",
+        "weak_secret",
+    )
     unused = (
         f"SELECT COUNT(*) FROM {codes}"
         f" WHERE {codes}.{r['user_id']} = {table}.{c['user_id']} AND {r['used_at']} IS NULL"
