@@ -29,7 +29,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import recovery
+from . import otp, recovery
 from .devices import DEFAULT_NAME
 from .models import Algorithm, RecoveryCode, TOTPDevice
 from .settings import totp_settings
@@ -52,6 +52,10 @@ LEGACY_BACKUP_TABLE = "drf_totp_totpbackupcode"
 _LEGACY_FERNET_PREFIX = "fernet$"
 
 ALREADY_ENABLED = "the user already has a drf_totp device"
+WEAK_SECRET = (
+    "weak secret (under 112 bits): it works, and is flagged weak in status and the admin; "
+    "the user should enroll again (generate/ then verify/)"
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class _Writer:
             return
         self.taken[candidate.user_id] = candidate.origin
         notes = list(candidate.notes)
+        if otp.is_weak(candidate.secret):
+            notes.append(WEAK_SECRET)
         if candidate.recovery_codes is not None:
             notes.extend(self._recovery_notes(report, candidate))
         report.imported.append(Imported(candidate.user, candidate.origin, tuple(notes)))
@@ -309,8 +315,6 @@ def _from_django_otp(writer: _Writer) -> Report:
                 f"tolerance {device.tolerance} not kept (TOTP_VALID_WINDOW "
                 f"{totp_settings.VALID_WINDOW} applies)"
             )
-        if len(key) < 16:
-            candidate.notes.append(f"key of only {len(key) * 8} bits; consider re-enrolling")
         if static is not None and device.user_id in static:
             candidate.recovery_codes, candidate.recovery_origin = static[device.user_id]
         writer.add(report, candidate)
