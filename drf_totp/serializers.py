@@ -119,8 +119,8 @@ class StatusSerializer(serializers.Serializer):
     recovery_codes_remaining = serializers.IntegerField()
     weak_secret = serializers.BooleanField(
         help_text=_(
-            "The secret is under 112 bits (imported from an older package): it works, and "
-            "generate/ then verify/ replace it with a new one."
+            "The secret is under 112 bits (from an older package) or no key at all: "
+            "generate/ then verify/ replace it, with 2FA on."
         )
     )
 
