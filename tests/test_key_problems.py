@@ -10,6 +10,9 @@ line naming the device, its user and the likely cause; ``check --database`` and
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from io import StringIO
 from typing import Any
@@ -308,3 +311,37 @@ def test_rotate_keys_sets_the_weak_flag_anew(user, make_device):
     call_command("totp_rotate_keys", stdout=StringIO())
 
     assert TOTPDevice.objects.get(pk=device.pk).weak_secret is True
+
+
+# --- seen with Django's default logging ------------------------------------------------------------
+
+SCRIPT = """
+import django
+django.setup()
+from cryptography.fernet import Fernet
+from drf_totp.exceptions import SecretUnavailable
+from drf_totp.models import TOTPDevice
+
+token = Fernet(Fernet.generate_key()).encrypt(b"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").decode()
+device = TOTPDevice(pk=7, user_id=12)
+device.secret = TOTPDevice._meta.get_field("secret").from_db_value(token, None, None)
+try:
+    device.totp()
+except SecretUnavailable:
+    pass
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_the_error_line_reaches_stderr_with_djangos_default_logging():
+    """The test settings configure no LOGGING, as a new project: Python's last-resort handler
+    writes the line to stderr, which every process manager keeps."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "drf_totp: cannot decrypt the secret of TOTP device 7 (user 12)" in done.stderr
+    assert "SECRET_KEY_FALLBACKS" in done.stderr
+    assert "JBSWY3DP" not in done.stderr
