@@ -238,6 +238,28 @@ def test_confirming_a_replacement_keeps_a_strong_device_confirmed_meanwhile(
     assert not TOTPDevice.objects.get(pk=pending.pk).is_confirmed
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_of_eight_simultaneous_confirmations_of_a_replacement_wins(
+    user, make_device, authenticator, in_threads
+):
+    make_device(user, secret=CLASSIC)
+    pending = make_device(user, confirmed=False, name=REPLACEMENT_NAME)
+    code = authenticator(pending)
+
+    def send(client, i):
+        client.force_authenticate(user=user)
+        response = post_token(client, VERIFY, code)
+        return response.status_code, response.json().get("code")
+
+    results = in_threads(8, send)
+
+    assert results.count((200, None)) == 1, results
+    losers = {(400, "token_reused"), (409, "already_enabled")}
+    assert set(results) - {(200, None)} <= losers, results
+    [device] = TOTPDevice.objects.filter(user=user)
+    assert (device.pk, device.is_confirmed, device.name) == (pending.pk, True, "default")
+
+
 # --- secrets that are no key at all -------------------------------------------------------------
 
 
