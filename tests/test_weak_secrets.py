@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from io import StringIO
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
@@ -152,6 +154,18 @@ def test_status_says_no_weak_secret_otherwise(auth_client, user, make_device, co
         make_device(user, confirmed=confirmed)
 
     assert auth_client.get(STATUS).json()["weak_secret"] is False
+
+
+def test_totp_status_says_when_the_secret_is_weak(user, make_device):
+    make_device(user, secret=CLASSIC)
+    out = StringIO()
+
+    call_command("totp_status", "alice", stdout=out)
+
+    assert out.getvalue().splitlines()[-1] == (
+        "Secret: weak (under 112 bits, or no key): the user should enroll again"
+    )
+    assert CLASSIC not in out.getvalue()
 
 
 def test_admin_lists_and_filters_devices_by_weak_secret(
