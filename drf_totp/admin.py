@@ -89,8 +89,9 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
         "last_used_at",
         "failure_count",
         "locked_until",
+        "weak_secret",
     )
-    list_filter = ("is_confirmed", LockedFilter, "created_at", "last_used_at")
+    list_filter = ("is_confirmed", LockedFilter, "weak_secret", "created_at", "last_used_at")
     list_select_related = ("user",)
     ordering = ("-created_at",)
     # Every field but the secret, which is never shown, not even read-only.
@@ -108,6 +109,7 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
         "use_count",
         "failure_count",
         "locked_until",
+        "weak_secret",
     )
     readonly_fields = fields
     exclude = ("secret",)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import authentication, exceptions
 
-from .models import LoginToken
+if TYPE_CHECKING:
+    from .models import LoginToken
 
 KEY_PREFIX = "totp_"
 
@@ -33,6 +34,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
     """Reads drf-totp's login tokens; leaves every other ``Token`` key to the classes after it."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, LoginToken] | None:  # type: ignore[override]
+        # Imported here, as DRF's own class does: DRF imports this module while it loads its
+        # settings, which may happen while drf_totp.models is still being imported.
+        from .models import LoginToken
+
         if not key.startswith(KEY_PREFIX):
             return None
         token = LoginToken.objects.select_related("user").filter(digest=key_digest(key)).first()

@@ -1,4 +1,6 @@
-"""System checks: ``manage.py check`` fails on an unusable setting and warns about weak ones."""
+"""System checks: ``manage.py check`` fails on an unusable setting and warns about weak ones;
+``manage.py check --database default`` (and ``migrate``) also fails when stored secrets cannot be
+decrypted with the configured keys."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from typing import Any, cast
 from cryptography.fernet import Fernet
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
 from rest_framework.settings import api_settings
 
-from .models import Algorithm
+from .fields import Unreadable
+from .models import Algorithm, TOTPDevice
 from .settings import DEFAULTS, totp_settings
 from .throttling import DEFAULT_RATES
 
@@ -43,6 +47,42 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]
                     id="drf_totp.E001",
                 )
             )
+    return errors
+
+
+# The database check decrypts the newest secrets (written under today's keys, if anything is)
+# and the oldest one (the likeliest to predate a change of keys).
+NEWEST_SAMPLE = 5
+
+
+@register(Tags.database)
+def check_secrets_decrypt(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Error]:
+    """A sample of the stored secrets decrypts: a changed key shows here, not as failed logins."""
+    errors = []
+    for alias in databases or ():
+        if not router.allow_migrate_model(alias, TOTPDevice):
+            continue
+        if TOTPDevice._meta.db_table not in connections[alias].introspection.table_names():
+            continue  # before the first migrate
+        rows = TOTPDevice.objects.using(alias).values_list("pk", "secret")
+        sample = dict([*rows.order_by("-pk")[:NEWEST_SAMPLE], *rows.order_by("pk")[:1]])
+        unreadable = {pk: s for pk, s in sample.items() if isinstance(s, Unreadable)}
+        if not unreadable:
+            continue
+        pks = ", ".join(str(pk) for pk in sorted(unreadable))
+        errors.append(
+            Error(
+                f"{len(unreadable)} of {len(sample)} TOTP secrets sampled in database {alias!r} "
+                f"cannot be decrypted (devices {pks}): {next(iter(unreadable.values())).cause}. "
+                "Their users get 503 secret_unavailable instead of a login.",
+                hint="Put the key that encrypted them back (the old SECRET_KEY in "
+                "SECRET_KEY_FALLBACKS, or the removed key in TOTP_ENCRYPTION_KEYS), then run "
+                "manage.py totp_rotate_keys, which names every secret it cannot decrypt.",
+                id="drf_totp.E011",
+            )
+        )
     return errors
 
 

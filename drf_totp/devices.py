@@ -19,11 +19,14 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions, lockout, recovery, signals, statements
-from .models import Algorithm, RecoveryCode, TOTPDevice, VerifiedToken
+from .models import Algorithm, RecoveryCode, TOTPDevice, VerifiedToken, secret_columns
 from .settings import totp_settings
 from .verification import Accepted, Action, check, record
 
 DEFAULT_NAME = "default"
+# A pending device that is to replace a confirmed one with a weak secret (which holds, as a rule,
+# the default name: names are unique per user). Confirmed, it takes the default name.
+REPLACEMENT_NAME = "replacement"
 
 
 def new_secret() -> str:
@@ -63,14 +66,19 @@ def _label_part(text: str) -> str:
 
 
 @sensitive_variables()
-def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> TOTPDevice:
+def start_enrollment(
+    user: AbstractBaseUser, *, second_factor_passed: bool = False, now: datetime | None = None
+) -> TOTPDevice:
     """Create the user's pending device, or give the pending one a new secret.
 
     Codes of a replaced secret stop working at once. Raises ``AlreadyEnabled`` if the user has a
-    confirmed device; that device is left untouched.
+    confirmed device; that device is left untouched. Unless its secret is weak: then the new
+    device replaces it once confirmed, provided the credential of the request passed the second
+    factor (``second_factor_passed``, else ``OTPRequired``), so that a stolen password alone
+    cannot swap the authenticator.
     """
     fields: dict[str, Any] = {
-        "secret": new_secret(),
+        **secret_columns(new_secret()),
         "digits": totp_settings.DIGITS,
         "period": totp_settings.PERIOD,
         "algorithm": totp_settings.ALGORITHM,
@@ -80,20 +88,25 @@ def start_enrollment(user: AbstractBaseUser, *, now: datetime | None = None) -> 
         "failure_count": 0,
         "locked_until": None,
     }
-    pending = TOTPDevice.objects.filter(user=user, name=DEFAULT_NAME, is_confirmed=False)
+    confirmed = TOTPDevice.objects.filter(user=user, is_confirmed=True)
+    name = DEFAULT_NAME
     # Two rounds: a concurrent request may create the row between our UPDATE and INSERT.
     for _round in range(2):
-        if has_2fa(user):
+        weak = set(confirmed.values_list("weak_secret", flat=True))
+        if False in weak:
             raise exceptions.AlreadyEnabled()
-        if pending.update(**fields):
+        if weak and not second_factor_passed:
+            raise exceptions.OTPRequired()
+        name = REPLACEMENT_NAME if weak else DEFAULT_NAME
+        if TOTPDevice.objects.filter(user=user, name=name, is_confirmed=False).update(**fields):
             break
         try:
             with transaction.atomic():
-                TOTPDevice.objects.create(user=user, name=DEFAULT_NAME, **fields)
+                TOTPDevice.objects.create(user=user, name=name, **fields)
             break
         except IntegrityError:
             continue
-    return TOTPDevice(user=cast(Any, user), name=DEFAULT_NAME, **fields)
+    return TOTPDevice(user=cast(Any, user), name=name, **fields)
 
 
 @sensitive_variables()
@@ -102,16 +115,26 @@ def confirm(
 ) -> tuple[Accepted, list[str]]:
     """Confirm the pending device with its first code (whose step is consumed): 2FA is on.
 
-    Returns the accepted code and the recovery codes issued with it, to be shown once.
+    A replacement (see ``start_enrollment``) takes the place of the weak device in the same
+    transaction. Returns the accepted code and the recovery codes issued with it (a new set),
+    to be shown once.
     """
     now = now or timezone.now()
 
     def activate(accepted: Accepted) -> int:
-        return (
-            accepted.row()
-            .filter(is_confirmed=False)
-            .update(**accepted.changes(), is_confirmed=True, confirmed_at=now)
-        )
+        pending = accepted.row().filter(is_confirmed=False)
+        changes = {**accepted.changes(), "is_confirmed": True, "confirmed_at": now}
+        if accepted.device.name != REPLACEMENT_NAME:
+            return pending.update(**changes)
+        try:
+            with transaction.atomic():
+                TOTPDevice.objects.filter(user=user, is_confirmed=True, weak_secret=True).delete()
+                changed = pending.update(**changes, name=DEFAULT_NAME)
+                if not changed:
+                    transaction.set_rollback(True)  # the weak device stays
+        except IntegrityError:  # a device with a strong secret was confirmed meanwhile: it stays
+            raise exceptions.AlreadyEnabled() from None
+        return changed
 
     pending = lockout.Row(user, confirmed=False)
     accepted = check(
@@ -126,10 +149,6 @@ def confirm(
     codes = recovery.issue(user, now)
     signals.send_on_commit(signals.totp_enabled, user, request)
     return accepted, codes
-
-
-def has_2fa(user: AbstractBaseUser) -> bool:
-    return TOTPDevice.objects.filter(user=user, is_confirmed=True).exists()
 
 
 @sensitive_variables()
@@ -219,6 +238,7 @@ class Status:
     locked_until: datetime | None
     locked_out: bool
     recovery_codes_remaining: int
+    weak_secret: bool
 
 
 def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
@@ -226,7 +246,7 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
     now = now or timezone.now()
     found = statements.status_device(user)
     if found is None:
-        return Status(False, False, None, None, None, False, 0)
+        return Status(False, False, None, None, None, False, 0, False)
     device, remaining = found
     enabled = device.is_confirmed
     return Status(
@@ -237,4 +257,5 @@ def status(user: AbstractBaseUser, *, now: datetime | None = None) -> Status:
         locked_until=lockout.locked_until(device, now) if enabled else None,
         locked_out=enabled and lockout.locked_out(device),
         recovery_codes_remaining=remaining if enabled else 0,
+        weak_secret=enabled and device.weak_secret,
     )

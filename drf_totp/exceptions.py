@@ -92,6 +92,15 @@ class NotEnabled(exceptions.APIException):
     default_code = "not_enabled"
 
 
+class OTPRequired(exceptions.APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = _(
+        "Pass the second factor with this credential first: only then may a new authenticator "
+        "replace the current one."
+    )
+    default_code = "otp_required"
+
+
 class NoPendingDevice(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("There is no device waiting for confirmation. Generate a secret first.")
@@ -228,3 +237,44 @@ class CredentialNotMarkable(exceptions.APIException):
         "for a token that can."
     )
     default_code = "credential_not_markable"
+
+
+class SecretUnavailable(exceptions.APIException):
+    """A device's secret cannot be decrypted (or encrypted) with the configured keys: 503.
+
+    Raising it logs one ERROR line on the ``drf_totp`` logger naming the device, its user and
+    the likely cause (never the secret or its token), so that the operator learns what the
+    client cannot tell: Django logs nothing for an answered request.
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _(
+        "Authenticator codes cannot be checked right now because of a server configuration "
+        "problem. Try again later."
+    )
+    default_code = "secret_unavailable"
+    problem = "cannot decrypt"
+
+    def __init__(self, cause: str, *, device: Any = None) -> None:
+        super().__init__()
+        if device is None:
+            logger.error("drf_totp: cannot encrypt a TOTP secret: %s", cause)
+        else:
+            logger.error(
+                "drf_totp: %s the secret of TOTP device %s (user %s): %s",
+                self.problem,
+                device.pk,
+                device.user_id,
+                cause,
+            )
+
+
+class SecretInvalid(SecretUnavailable):
+    """A device's secret decrypts, but to something that is no TOTP key (not base32): 503."""
+
+    default_detail = _(
+        "The authenticator of this account cannot be checked: its stored secret is damaged. "
+        "Use a recovery code, or ask an administrator to reset two-factor authentication."
+    )
+    default_code = "secret_invalid"
+    problem = "cannot use"

@@ -34,7 +34,9 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     # Some backends (AllowAllUsersModelBackend) authenticate inactive users; we never log them in.
     if user is None or not getattr(user, "is_active", True):
         raise exceptions.InvalidCredentials()
-    device = statements.confirmed_device(user)
+    # The ticket needs the device's state, never its secret: a secret that cannot be decrypted
+    # fails at the code step, which names the device, and not here.
+    device = statements.confirmed_device(user, secret=False)
     return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
 
 

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pyotp
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from . import exceptions, otp
 from .fields import EncryptedTextField
+
+NOT_A_KEY = (
+    "the secret is no TOTP key (not base32, or empty): the user should enroll again, or an "
+    "administrator reset their 2FA"
+)
 
 
 class Algorithm(models.TextChoices):
@@ -30,6 +37,15 @@ class TOTPDevice(models.Model):
     )
     secret = EncryptedTextField(
         _("secret"), help_text=_("The shared secret, base32; stored encrypted (Fernet).")
+    )
+    weak_secret = models.BooleanField(
+        _("weak secret"),
+        default=False,
+        editable=False,
+        help_text=_(
+            "The secret is under 112 bits (older packages issued such keys) or no key at all: "
+            "the user should enroll again. Set whenever the secret is written."
+        ),
     )
     digits = models.PositiveSmallIntegerField(_("digits"), default=6)
     period = models.PositiveSmallIntegerField(
@@ -78,13 +94,35 @@ class TOTPDevice(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.user})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The flag is kept next to the secret, so that status can say so without decrypting it.
+        update_fields = kwargs.get("update_fields")
+        if "secret" not in self.get_deferred_fields() and (
+            update_fields is None or "secret" in update_fields
+        ):
+            self.weak_secret = otp.is_weak(self.secret)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "weak_secret"}
+        super().save(*args, **kwargs)
+
     def totp(self) -> pyotp.TOTP:
-        return pyotp.TOTP(
-            self.secret,
-            digits=self.digits,
-            digest=getattr(hashlib, self.algorithm.lower()),
-            interval=self.period,
-        )
+        """The device's code generator. Raises ``SecretUnavailable`` (``SecretInvalid``) if the
+        secret cannot be decrypted (is no TOTP key), after logging which device it is."""
+        secret = self.secret
+        try:
+            return otp.AnyLengthTOTP(
+                secret,
+                digits=self.digits,
+                digest=getattr(hashlib, self.algorithm.lower()),
+                interval=self.period,
+            )
+        except ValueError:  # binascii.Error too
+            raise exceptions.SecretInvalid(NOT_A_KEY, device=self) from None
+
+
+def secret_columns(secret: str) -> dict[str, Any]:
+    """The columns to write for a new ``secret`` with ``update()`` (``save()`` sets them itself)."""
+    return {"secret": secret, "weak_secret": otp.is_weak(secret)}
 
 
 class RecoveryCode(models.Model):

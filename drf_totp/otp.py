@@ -1,4 +1,5 @@
-"""The pure part of code checking: strict parsing and constant-time matching over the window.
+"""The pure part of code checking: strict parsing, constant-time matching over the window, and
+which secrets are weak.
 
 Nothing here touches the database or Django; ``pyotp`` computes the codes.
 """
@@ -10,6 +11,27 @@ import re
 from functools import lru_cache
 
 import pyotp
+
+
+class AnyLengthTOTP(pyotp.TOTP):
+    """pyotp's TOTP, also for a secret under pyotp's minimum of 112 bits.
+
+    Older packages issued such secrets (django-otp's 80-bit keys, the classic 16-character
+    ``JBSWY3DPEHPK3PXP``); pyotp computes their codes all the same, it only refuses to start
+    with one. A device keeps working with its imported secret, flagged weak (``is_weak``).
+    """
+
+    min_secret_length_bits = 8  # anything but an empty key
+
+
+def is_weak(secret: str) -> bool:
+    """Whether pyotp refuses ``secret``: under its 112 bits (NIST SP 800-63B's minimum for a
+    shared secret), or no base32 at all."""
+    try:
+        pyotp.TOTP(secret)
+    except ValueError:  # binascii.Error, for what is not base32, is a ValueError too
+        return True
+    return False
 
 
 @lru_cache(maxsize=4)

@@ -117,6 +117,12 @@ class StatusSerializer(serializers.Serializer):
         help_text=_("Too many failures: codes stay refused until a recovery code or an admin.")
     )
     recovery_codes_remaining = serializers.IntegerField()
+    weak_secret = serializers.BooleanField(
+        help_text=_(
+            "The secret is under 112 bits (from an older package) or no key at all: "
+            "generate/ then verify/ replace it, with 2FA on."
+        )
+    )
 
 
 class EnabledSerializer(serializers.Serializer):

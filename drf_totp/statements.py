@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -40,36 +40,53 @@ def _first_device(
     return next(iter(TOTPDevice.objects.db_manager(alias).raw(sql_of(alias), params)), None)
 
 
-@lru_cache(maxsize=8)
-def _select_sql(alias: str) -> str:
+@lru_cache(maxsize=16)
+def _select_sql(alias: str, secret: bool = True) -> str:
     table, c = names(alias, TOTPDevice)
+    columns = [column for name, column in c.items() if secret or name != "secret"]
     return (
-        f"SELECT {', '.join(c.values())} FROM {table}"
+        f"SELECT {', '.join(columns)} FROM {table}"
         f" WHERE {c['user_id']} = %s AND {c['is_confirmed']} = %s ORDER BY {c['id']} LIMIT 1"
     )
 
 
+_select_sql_without_secret = partial(_select_sql, secret=False)
+
+
 def first_device(
-    alias: str | None, user: AbstractBaseUser, *, confirmed: bool = True
+    alias: str | None, user: AbstractBaseUser, *, confirmed: bool = True, secret: bool = True
 ) -> TOTPDevice | None:
     """The user's first confirmed device (should an administrator have added more), or with
-    ``confirmed=False`` the pending one, read on ``alias`` (None: the router's choice)."""
-    device = _first_device(_select_sql, [user.pk, confirmed], alias)
+    ``confirmed=False`` the pending one, read on ``alias`` (None: the router's choice).
+
+    Without ``secret``, the secret is neither read nor decrypted (a deferred field): for what
+    needs only the device's state, such as a login ticket.
+    """
+    sql_of = _select_sql if secret else _select_sql_without_secret
+    device = _first_device(sql_of, [user.pk, confirmed], alias)
     if device is not None:
         device.user = cast(Any, user)  # any user model, not only django.contrib.auth's User
     return device
 
 
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
+def confirmed_device(user: AbstractBaseUser, *, secret: bool = True) -> TOTPDevice | None:
     """The user's confirmed device (the first, should an administrator have added more)."""
-    return first_device(None, user)
+    return first_device(None, user, secret=secret)
 
 
 @lru_cache(maxsize=8)
 def _status_sql(alias: str) -> str:
     table, c = names(alias, TOTPDevice)
     codes, r = names(alias, RecoveryCode)
-    state = ("id", "is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+    state = (
+        "id",
+        "is_confirmed",
+        "confirmed_at",
+        "last_used_at",
+        "locked_until",
+        "failure_count",
+        "weak_secret",
+    )
     unused = (
         f"SELECT COUNT(*) FROM {codes}"
         f" WHERE {codes}.{r['user_id']} = {table}.{c['user_id']} AND {r['used_at']} IS NULL"

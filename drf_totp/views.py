@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from . import devices, exceptions, login, marks, qr, serializers
 from .credentials import get_issuer
 from .parsers import JSONParser
+from .permissions import IsOTPVerified
 from .reports import secret_request
 from .settings import totp_settings
 from .throttling import CodeIPThrottle, CodeUserThrottle, LoginIPThrottle, LoginUsernameThrottle
@@ -71,11 +72,13 @@ class CodeAPIView(TOTPAPIView):
 
 
 class GenerateView(TOTPAPIView):
-    """Start enrollment (or restart it): a new secret, its otpauth URL and QR code."""
+    """Start enrollment (or restart it): a new secret, its otpauth URL and QR code. A user whose
+    device has a weak secret may enroll a replacement with a credential that passed 2FA."""
 
     def post(self, request: Request) -> Response:
         self.validated(request)
-        device = devices.start_enrollment(self.user)
+        passed = IsOTPVerified().has_permission(request, self)
+        device = devices.start_enrollment(self.user, second_factor_passed=passed)
         url = devices.provisioning_uri(device)
         body = {"secret": device.secret, "otpauth_url": url, "qr_svg": qr.svg_data_uri(url)}
         return self.no_store(serializers.GenerateResponseSerializer(body).data)

@@ -18,6 +18,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
+from drf_totp.exceptions import SecretUnavailable
+from drf_totp.fields import Unreadable
 from drf_totp.models import TOTPDevice
 
 GENERATE = "/auth/otp/generate/"
@@ -204,8 +206,14 @@ def test_secret_cannot_be_read_once_the_old_secret_key_is_gone(auth_client, enro
     device, _url = enroll(auth_client)
 
     with override_settings(SECRET_KEY=NEW_SECRET_KEY, SECRET_KEY_FALLBACKS=[]):
-        with pytest.raises(InvalidToken):
-            TOTPDevice.objects.get(pk=device.pk)
+        # The row still loads (its other columns are fine); its secret does not.
+        loaded = TOTPDevice.objects.get(pk=device.pk)
+        with pytest.raises(SecretUnavailable):
+            loaded.secret  # noqa: B018
+        [value] = TOTPDevice.objects.filter(pk=device.pk).values_list("secret", flat=True)
+
+    assert isinstance(value, Unreadable)
+    assert "SECRET_KEY_FALLBACKS" in value.cause
 
 
 def test_new_secrets_are_encrypted_with_the_configured_key(auth_client, enroll):

@@ -39,6 +39,10 @@ class Command(UserCommand):
                 locked = "no"
             lines.append(f"Locked: {locked}")
             lines.append(f"Recovery codes remaining: {state.recovery_codes_remaining}")
+            if state.weak_secret:
+                lines.append(
+                    "Secret: weak (under 112 bits, or no key): the user should enroll again"
+                )
         elif state.pending:
             lines.append("2FA: not enabled (enrollment started, not confirmed)")
         else:
