@@ -189,7 +189,11 @@ def _check_totp(
     lost: Callable[[], Exception],
     password: Callable[[], bool] | None,
 ) -> Accepted:
-    totp = device.totp()
+    try:
+        totp = device.totp()
+    except exceptions.SecretUnavailable:
+        lockout.release(device)  # no code was evaluated: the guess is given back
+        raise
     step = otp.matching_step(totp, code, totp.timecode(now), totp_settings.VALID_WINDOW)
     if password is not None:
         # Both are always checked, so neither the answer nor its timing tells which was wrong.

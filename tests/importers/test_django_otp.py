@@ -176,9 +176,6 @@ def test_a_short_key_is_imported_and_reported_as_weak(user):
     assert base64.b32decode(secret) == bytes.fromhex("31323334353637383930")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="checking codes of a secret under 112 bits is helper F's change (issue 12)"
-)
 def test_a_code_of_a_short_key_validates_after_the_import(user, auth_client):
     source = otp_device(user, key="31323334353637383930", last_t=now_step() - 3)
     importers.import_django_otp()
