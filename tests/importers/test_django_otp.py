@@ -176,13 +176,14 @@ def test_a_short_key_is_imported_and_reported_as_weak(user):
     assert base64.b32decode(secret) == bytes.fromhex("31323334353637383930")
 
 
-def test_a_code_of_a_short_key_validates_after_the_import(user, auth_client):
+def test_a_code_of_a_short_key_validates_after_the_import_and_is_flagged_weak(user, auth_client):
     source = otp_device(user, key="31323334353637383930", last_t=now_step() - 3)
     importers.import_django_otp()
 
     response = post_token(auth_client, VALIDATE, django_otp_code(source))
 
     assert response.status_code == 200, response.content
+    assert auth_client.get("/auth/otp/status/").json()["weak_secret"] is True
 
 
 # --- static tokens become recovery codes -------------------------------------------------------
