@@ -89,8 +89,9 @@ def add_users(alias: str, count: int, ciphertext: str, password: str) -> None:
         cursor.execute(
             """
             INSERT INTO drf_totp_totpdevice (user_id, name, secret, digits, period, algorithm,
-                is_confirmed, created_at, confirmed_at, last_used_step, use_count, failure_count)
-            SELECT u.id, 'default', %s, 6, 30, 'SHA1', true, now(), now(), 0, 0, 0
+                is_confirmed, created_at, confirmed_at, last_used_step, use_count, failure_count,
+                weak_secret)
+            SELECT u.id, 'default', %s, 6, 30, 'SHA1', true, now(), now(), 0, 0, 0, false
             FROM auth_user u
             """,
             [ciphertext],
