@@ -4,10 +4,16 @@
 that counts it if the row is unlocked, as any guess limit that holds under parallel requests
 must, before the code is computed), decrypts the secret, computes the code of the current step
 and records it with one conditional UPDATE that also resets the count: read + reserve + TOTP +
-accept. No window, no lock schedule, no signal, no serializer, no credential mark. ``OneRowView`` reads one row, as status does.
-Both use the project's default authentication, permission and parser classes, as drf-totp's
-views do. Each exists twice: with the Django ORM, as drf-totp (and most Django code) is
-written, and with raw SQL, the lowest a Django view can go.
+accept. No window, no lock schedule, no signal, no serializer, no credential mark.
+``OneRowView`` reads the columns status reports of one row. Each exists twice: with the Django
+ORM, as drf-totp (and most Django code) is written, and with raw SQL, the lowest a Django view
+can go (there the read and the reservation are one ``UPDATE ... RETURNING``, as drf-totp's are
+on PostgreSQL and SQLite; the ORM has no UPDATE that returns rows, so it reads first).
+
+All of them use the project's default authentication, permission and parser classes, as
+drf-totp's views do: the requests carry drf-totp's login tokens, so every row, floor or not,
+authenticates with ``drf_totp.authentication.TokenAuthentication`` (the SHA-256 of the key, one
+SELECT of the token joined to its user).
 """
 
 from __future__ import annotations
@@ -33,14 +39,14 @@ from drf_totp.crypto import derive_key
 PERIOD = 30
 # Built once: the floor pays for decryption, not for key derivation.
 FERNET = Fernet(derive_key(settings.SECRET_KEY))
-STATE = ("is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count")
+STATE = (
+    "is_confirmed", "confirmed_at", "last_used_at", "locked_until", "failure_count", "weak_secret"
+)  # fmt: skip
 
-SELECT_DEVICE = (
-    "SELECT id, secret, last_used_step FROM drf_totp_totpdevice WHERE user_id = %s AND is_confirmed"
-)
-RESERVE = (
+READ_AND_RESERVE = (
     "UPDATE drf_totp_totpdevice SET failure_count = failure_count + 1"
-    " WHERE id = %s AND (locked_until IS NULL OR locked_until <= %s)"
+    " WHERE user_id = %s AND is_confirmed AND (locked_until IS NULL OR locked_until <= %s)"
+    " RETURNING id, secret, last_used_step"
 )
 ACCEPT = (
     "UPDATE drf_totp_totpdevice SET last_used_step = %s, use_count = use_count + 1,"
@@ -68,21 +74,21 @@ class FloorView(APIView):
 class ValidateFloorView(FloorView):
     """With the ORM: one SELECT of three columns, two conditional UPDATEs."""
 
-    def device(self, user_pk: Any) -> tuple[int, str, int] | None:
-        """The user's confirmed device: ``(pk, ciphertext, last_used_step)``."""
-        return (
+    def reserve(self, user_pk: Any) -> tuple[int, str, int] | None:
+        """The user's confirmed device, ``(pk, ciphertext, last_used_step)``, once its guess is
+        counted (if the row is unlocked), before the code is computed; None if none is."""
+        row = (
             FloorDevice.objects.filter(user_id=user_pk, is_confirmed=True)
             .values_list("pk", "secret", "last_used_step")
             .first()
         )
-
-    def reserve(self, pk: int) -> bool:
-        """Count the guess if the row is unlocked, before the code is computed."""
+        if row is None:
+            return None
         unlocked = Q(locked_until__isnull=True) | Q(locked_until__lte=timezone.now())
-        updated = FloorDevice.objects.filter(unlocked, pk=pk).update(
+        updated = FloorDevice.objects.filter(unlocked, pk=row[0]).update(
             failure_count=F("failure_count") + 1
         )
-        return bool(updated)
+        return row if updated else None
 
     def accept(self, pk: int, step: int) -> bool:
         """Record the code of ``step`` if no later one was, and reset the count."""
@@ -92,12 +98,10 @@ class ValidateFloorView(FloorView):
         return bool(updated)
 
     def post(self, request: Request) -> Response:
-        row = self.device(request.user.pk)
-        if row is None:
+        row = self.reserve(request.user.pk)
+        if row is None:  # no device, or a locked one
             return Response({"ok": False}, status=409)
         pk, ciphertext, last_used_step = row
-        if not self.reserve(pk):
-            return Response({"ok": False}, status=429)
         step = int(time.time()) // PERIOD
         if step <= last_used_step or not matches(ciphertext, self.code(request), step):
             return Response({"ok": False}, status=400)
@@ -106,18 +110,15 @@ class ValidateFloorView(FloorView):
 
 
 class ValidateFloorSQLView(ValidateFloorView):
-    """With raw SQL: the same three statements."""
+    """With raw SQL: two statements, the read and the reservation in one."""
 
-    def device(self, user_pk: Any) -> tuple[int, str, int] | None:
-        with connection.cursor() as cursor:
-            cursor.execute(SELECT_DEVICE, [user_pk])
-            return cursor.fetchone()
-
-    def reserve(self, pk: int) -> bool:
+    def reserve(self, user_pk: Any) -> tuple[int, str, int] | None:
         with connection.cursor() as cursor:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(RESERVE, [pk, now])
-            return cursor.rowcount == 1
+            cursor.execute(READ_AND_RESERVE, [user_pk, now])
+            # Every row fetched: SQLite finishes the statement (and its write) once read out.
+            rows = cursor.fetchall()
+        return rows[0] if rows else None
 
     def accept(self, pk: int, step: int) -> bool:
         with connection.cursor() as cursor:

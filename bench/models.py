@@ -17,6 +17,7 @@ class FloorDevice(models.Model):
     use_count = models.BigIntegerField()
     failure_count = models.IntegerField()
     locked_until = models.DateTimeField(null=True)
+    weak_secret = models.BooleanField()
 
     class Meta:
         managed = False

@@ -17,7 +17,7 @@ KEY_FRAMES = [
     ("request, as the WSGI handler sees it", "django/core/handlers/wsgi.py", "__call__"),
     ("middleware before and after the view", "django/core/handlers/base.py", "_get_response"),
     ("DRF dispatch", "rest_framework/views.py", "dispatch"),
-    ("authentication (DRF token)", "rest_framework/authentication.py", "authenticate"),
+    ("authentication (drf-totp token)", "rest_framework/authentication.py", "authenticate"),
     ("throttles", "rest_framework/views.py", "check_throttles"),
     ("parse and validate the body", "drf_totp/views.py", "validated"),
     ("ValidateView.post", "drf_totp/views.py", "post"),

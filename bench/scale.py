@@ -1,7 +1,7 @@
 """PostgreSQL at scale: validate against 1,000 devices and against 1,000,000, and the plans.
 
 Two databases are seeded, one with 1,000 users and one with 1,000,000, by ``INSERT ... SELECT
-generate_series``: every user has a token and a confirmed device, and every device holds the
+generate_series``: every user has a login token of drf-totp and a confirmed device, and every device holds the
 same ciphertext of one secret (a device's cost does not depend on its secret). Each is served by
 its own gunicorn, and their runs alternate (1,000, 1,000,000, 1,000,000, 1,000, ...), so that
 whatever the machine does meanwhile falls on both alike. At each scale 1,000 users send codes:
@@ -12,6 +12,7 @@ lie all over the table and its indexes, as real users' do.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -51,6 +52,18 @@ def using(alias: str) -> Iterator[None]:
         _active.reset(token)
 
 
+# A user's token key, from its id alone (so no key need be kept): drf-totp's prefix, then 64
+# hex digits. The same in SQL (KEY_SQL, of ``u.id``) and in Python (``key``).
+KEY_SQL = "'totp_' || md5(u.id::text || 'a') || md5(u.id::text || 'b')"
+
+
+def key(user_id: int) -> str:
+    from drf_totp.authentication import KEY_PREFIX
+
+    halves = (hashlib.md5(f"{user_id}{half}".encode()).hexdigest() for half in "ab")
+    return KEY_PREFIX + "".join(halves)
+
+
 def add_users(alias: str, count: int, ciphertext: str, password: str) -> None:
     """Users ``scale1`` .. ``scale<count>``, each with a token and a confirmed device."""
     from django.db import connections
@@ -65,18 +78,20 @@ def add_users(alias: str, count: int, ciphertext: str, password: str) -> None:
             """,
             [password, count],
         )
+        # drf-totp's login tokens: the digest (SHA-256 hex) of each user's key (``key``).
         cursor.execute(
-            """
-            INSERT INTO authtoken_token (key, user_id, created)
-            SELECT left(md5(u.id::text || 'a') || md5(u.id::text || 'b'), 40), u.id, now()
+            f"""
+            INSERT INTO drf_totp_logintoken (user_id, digest, created_at)
+            SELECT u.id, encode(sha256(convert_to({KEY_SQL}, 'UTF8')), 'hex'), now()
             FROM auth_user u
             """
         )
         cursor.execute(
             """
             INSERT INTO drf_totp_totpdevice (user_id, name, secret, digits, period, algorithm,
-                is_confirmed, created_at, confirmed_at, last_used_step, use_count, failure_count)
-            SELECT u.id, 'default', %s, 6, 30, 'SHA1', true, now(), now(), 0, 0, 0
+                is_confirmed, created_at, confirmed_at, last_used_step, use_count, failure_count,
+                weak_secret)
+            SELECT u.id, 'default', %s, 6, 30, 'SHA1', true, now(), now(), 0, 0, 0, false
             FROM auth_user u
             """,
             [ciphertext],
@@ -89,15 +104,12 @@ def members(user_ids: list[int]) -> list[Any]:
     from bench.seed import Member
     from drf_totp.models import TOTPDevice
 
-    tokens = dict(
-        get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "auth_token__key")
-    )
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
     devices = TOTPDevice.objects.filter(user_id__in=user_ids).values_list(
         "user_id", "pk", "confirmed_at"
     )
     return [
-        Member(user_id, names[user_id], tokens[user_id], SECRET, pk, confirmed_at)
+        Member(user_id, names[user_id], key(user_id), SECRET, pk, confirmed_at)
         for user_id, pk, confirmed_at in sorted(devices)
     ]
 
@@ -129,7 +141,7 @@ def plans(alias: str, member: Any) -> dict[str, str]:
             "UPDATE drf_totp_totpdevice SET last_used_step = 0 WHERE id = %s", [member.device_id]
         )
         for sql in queries:
-            if "drf_totp_" in sql or "authtoken_token" in sql:
+            if "drf_totp_" in sql:
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
                 out[sql] = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True, using=alias)

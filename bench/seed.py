@@ -1,4 +1,5 @@
-"""Fresh benchmark databases and their users: each with a DRF token and a confirmed device.
+"""Fresh benchmark databases and their users: each with a drf-totp login token and a confirmed
+device.
 
 Only databases named ``drf_totp_bench*`` (or the bench's own SQLite file) are ever dropped.
 """
@@ -73,12 +74,13 @@ def new_secret() -> str:
 
 
 def seed_users(count: int, *, batch: int = 2000) -> list[Member]:
-    """``count`` users, each with a token, a confirmed device of its own secret, and recovery codes."""
+    """``count`` users, each with a login token of drf-totp (``TOTP_LOGIN_CREDENTIAL =
+    "authtoken"``), a confirmed device of its own secret, and recovery codes."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
-    from drf_totp.models import RecoveryCode, TOTPDevice
+    from drf_totp.authentication import key_digest, new_key
+    from drf_totp.models import LoginToken, RecoveryCode, TOTPDevice
 
     user_model = get_user_model()
     hashed = password_hash()
@@ -96,8 +98,12 @@ def seed_users(count: int, *, batch: int = 2000) -> list[Member]:
                 for i in range(size)
             ]
         )
-        tokens = Token.objects.bulk_create(
-            [Token(key=secrets.token_hex(20), user=user, created=now) for user in users]
+        keys = [new_key() for _ in users]
+        LoginToken.objects.bulk_create(
+            [
+                LoginToken(user=user, digest=key_digest(key), created_at=now)
+                for user, key in zip(users, keys, strict=True)
+            ]
         )
         plain = [new_secret() for _ in users]
         devices = TOTPDevice.objects.bulk_create(
@@ -119,9 +125,9 @@ def seed_users(count: int, *, batch: int = 2000) -> list[Member]:
                 for _ in range(RECOVERY_CODES_PER_USER)
             ]
         )
-        for user, token, secret, device in zip(users, tokens, plain, devices, strict=True):
+        for user, key, secret, device in zip(users, keys, plain, devices, strict=True):
             members.append(
-                Member(user.pk, user.username, token.key, secret, device.pk, device.confirmed_at)
+                Member(user.pk, user.username, key, secret, device.pk, device.confirmed_at)
             )
     return members
 
