@@ -17,6 +17,7 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.serializers import CharField
 
 from . import serializers
 
@@ -73,8 +74,9 @@ class TokenFieldSchema(OpenApiSerializerFieldExtension):
 
 class StrictSerializerSchema(OpenApiSerializerExtension):
     """Request bodies refuse undeclared keys (400 ``unexpected_field``): ``additionalProperties``
-    is false. A body without a docstring of its own gets no description (StrictSerializer's is
-    about the implementation, not the API)."""
+    is false. Their text fields refuse ``""`` (400 ``blank``): ``minLength`` is 1, whatever the
+    project's ENFORCE_NON_BLANK_FIELDS and COMPONENT_SPLIT_REQUEST. A body without a docstring of
+    its own gets no description (StrictSerializer's is about the implementation, not the API)."""
 
     target_class = "drf_totp.serializers.StrictSerializer"
     match_subclasses = True
@@ -82,6 +84,9 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema["additionalProperties"] = False
+        for name, field in self.target.fields.items():
+            if isinstance(field, CharField) and not field.allow_blank:
+                schema["properties"][name].setdefault("minLength", 1)
         if not type(self.target).__doc__:
             schema.pop("description", None)
         return schema

@@ -18,6 +18,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    # The OpenAPI schema (/api/schema/) and its pages (/api/docs/, /api/redoc/); the sidecar app
+    # ships the Swagger UI and Redoc files as static files, so that the pages load nothing from a CDN.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "drf_totp",
     "demo",
 ]
@@ -76,6 +80,18 @@ REST_FRAMEWORK = {
     # runserver has no proxy in front: the client IP is REMOTE_ADDR. Behind a load balancer,
     # set the number of proxies (drf-totp's system check drf_totp.W005 asks for this setting).
     "NUM_PROXIES": 0,
+    # drf-spectacular's AutoSchema describes drf-totp's endpoints (drf_totp/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "drf-totp demo",
+    "DESCRIPTION": "TOTP (RFC 6238) two-factor authentication for Django REST Framework.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 TOTP_ISSUER_NAME = "drf-totp demo"
