@@ -216,6 +216,9 @@ def test_a_successful_password_step_also_hashes_once(api_client, user, password,
         ({"username": "alice"}, "password", "required"),
         ({"username": "alice", "password": "x", "token": "123456"}, "token", "unexpected_field"),
         ({"username": ["alice"], "password": "x"}, "username", "invalid"),
+        # Empty strings: the OpenAPI schema says minLength 1 (tests/test_openapi.py).
+        ({"username": "", "password": "x"}, "username", "blank"),
+        ({"username": "alice", "password": ""}, "password", "blank"),
     ],
 )
 def test_malformed_password_step_is_a_field_error(api_client, user, body, field, code):
@@ -339,6 +342,7 @@ def test_a_lock_from_validate_holds_at_login(api_client, totp_device, ticket, au
         ({"ticket": "x"}, "token", "required"),
         ({"ticket": "x", "token": 123456}, "token", "invalid"),
         ({"ticket": "x", "token": "123456", "username": "alice"}, "username", "unexpected_field"),
+        ({"ticket": "", "token": "123456"}, "ticket", "blank"),
     ],
 )
 def test_malformed_verify_step_is_a_field_error(api_client, user, body, field, code):
