@@ -6,6 +6,11 @@ budget apply); the session is then marked as ``login/verify/`` marks it. The sit
 that mark for the user's current device, so a session logged in with the password alone
 elsewhere (a plain Django login view, ``client.login()``) does not open them.
 
+A staff user whom ``TOTP_REQUIRED`` covers (past any grace period) and who has no confirmed device
+is refused at the login, with a message that sends them to set up 2FA (through the API, e.g. the
+project's own enrollment page: the admin has none), and its pages refuse a session they already
+had.
+
 ``"drf_totp.apps.OTPAdminConfig"`` in place of ``"django.contrib.admin"`` in ``INSTALLED_APPS``
 makes it the project's default site (``admin.site``). This module registers no model: the
 default site is made from it while the admin modules are being imported.
@@ -21,25 +26,29 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.exceptions import APIException
 
-from . import devices, exceptions, marks
+from . import devices, exceptions, marks, policy
 from .models import TOTPDevice
 from .reports import secret_request
 from .serializers import MAX_TOKEN_LENGTH
 
 
 def session_passed_2fa(request: HttpRequest) -> bool:
-    """True if the user has no 2FA, or if their session passed it on their current device."""
+    """True if the user has no 2FA and need not have it, or if their session passed it on their
+    current device."""
     device_pk = (
         TOTPDevice.objects.filter(user=request.user, is_confirmed=True)
         .values_list("pk", flat=True)
         .first()
     )
-    return device_pk is None or marks.session_verified_at(request.session, device_pk) is not None
+    if device_pk is None:
+        return not policy.enforced(request.user, timezone.now())
+    return marks.session_verified_at(request.session, device_pk) is not None
 
 
 def _form_error(exc: APIException) -> ValidationError:
@@ -79,6 +88,8 @@ class OTPAuthenticationForm(AdminAuthenticationForm):
                 user, cleaned.get("otp_token", ""), request=self.request
             )
         except exceptions.NotEnabled:
+            if policy.enforced(user, timezone.now()):
+                raise ValidationError(policy.MESSAGE, code=policy.CODE) from None
             return cleaned  # no 2FA: the password is all there is
         except APIException as exc:  # no code, a wrong one, a lock, ...
             raise ValidationError({"otp_token": _form_error(exc)}) from None

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from rest_framework.settings import api_settings
 
+from . import policy
 from .fields import Unreadable
 from .models import Algorithm, TOTPDevice
 from .settings import DEFAULTS, totp_settings
@@ -86,6 +87,10 @@ def check_secrets_decrypt(
     return errors
 
 
+# Settings of check_code_settings' whole numbers for which 0 makes sense (none free, no grace).
+ZERO_ALLOWED = ("FREE_FAILURES", "REQUIRED_GRACE_DAYS")
+
+
 @register()
 def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     messages: list[Error | Warning] = []
@@ -115,9 +120,10 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
         "RECOVERY_CODES_COUNT",
         "TICKET_MAX_AGE",
         "LOGIN_TOKENS_PER_USER",
+        "REQUIRED_GRACE_DAYS",
     ):
         value = getattr(s, name)
-        if not _is_int(value) or value < (0 if name == "FREE_FAILURES" else 1):
+        if not _is_int(value) or value < (0 if name in ZERO_ALLOWED else 1):
             error(f"TOTP_{name} must be a positive whole number.", "E007")
     if not isinstance(s.THROTTLE_FAIL_CLOSED, bool):
         error("TOTP_THROTTLE_FAIL_CLOSED must be True or False.", "E009")
@@ -137,6 +143,25 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
                 "W004",
             )
     return messages
+
+
+@register(Tags.security)
+def check_required(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``TOTP_REQUIRED`` is a bool or names a callable: else who must have 2FA is unknown."""
+    value = totp_settings.REQUIRED
+    try:
+        usable = isinstance(value, (bool, str)) and callable(policy.rule()) == isinstance(value, str)
+    except ImportError as exc:
+        return [Error(f"TOTP_REQUIRED = {value!r} cannot be imported: {exc}", id="drf_totp.E012")]
+    if usable:
+        return []
+    return [
+        Error(
+            f"TOTP_REQUIRED = {value!r} is unusable: it must be True, False, or the dotted path "
+            "of a callable(user) -> bool.",
+            id="drf_totp.E012",
+        )
+    ]
 
 
 # What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable;

@@ -12,7 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import router, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from . import exceptions, statements, tickets
+from . import exceptions, policy, statements, tickets
 from .models import TOTPDevice
 from .verification import Accepted, check
 
@@ -23,6 +23,8 @@ T = TypeVar("T")
 class PasswordStep:
     user: AbstractBaseUser
     ticket: str | None  # None: the user has no 2FA, the login is complete
+    # No 2FA, but TOTP_REQUIRED covers the user (grace period or not): they should enroll.
+    enrollment_required: bool = False
 
 
 @sensitive_variables()
@@ -37,7 +39,9 @@ def start(request: Any, username: str, password: str) -> PasswordStep:
     # The ticket needs the device's state, never its secret: a secret that cannot be decrypted
     # fails at the code step, which names the device, and not here.
     device = statements.confirmed_device(user, secret=False)
-    return PasswordStep(user, tickets.issue(user, device) if device is not None else None)
+    if device is None:
+        return PasswordStep(user, None, enrollment_required=policy.required(user))
+    return PasswordStep(user, tickets.issue(user, device))
 
 
 @sensitive_variables()

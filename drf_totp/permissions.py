@@ -5,16 +5,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from . import marks
+from . import marks, policy
 from .models import TOTPDevice
 
 
 class IsOTPVerified(BasePermission):
     """Allows a user without 2FA, or a credential that passed the second factor; denies the rest.
+
+    A user without 2FA whom ``TOTP_REQUIRED`` covers (past any grace period) is denied with
+    ``otp_enrollment_required``: drf-totp's enrollment endpoints do not use this permission, so
+    they stay open to that user.
 
     It fails closed: an anonymous request, or a credential it cannot read a mark from (e.g. HTTP
     Basic) for a user with 2FA, is denied. ``IsOTPVerified.with_max_age(300)`` also demands that
@@ -44,6 +49,9 @@ class IsOTPVerified(BasePermission):
             .first()
         )
         if device_pk is None:
+            if policy.enforced(user, timezone.now()):
+                self.message, self.code = policy.MESSAGE, policy.CODE
+                return False
             return True
         at = marks.verified_at(request, device_pk)
         if at is None:

@@ -145,6 +145,13 @@ class LoginResponseSerializer(serializers.Serializer):
     ``TOTP_LOGIN_CREDENTIAL``."""
 
     mfa_required = serializers.BooleanField(required=False)
+    mfa_enrollment_required = serializers.BooleanField(
+        required=False,
+        help_text=_(
+            "With the credential of a user whom TOTP_REQUIRED covers and who has no 2FA yet: "
+            "enroll with /otp/generate/ and /otp/verify/."
+        ),
+    )
     ticket = serializers.CharField(required=False, help_text=_("For /otp/login/verify/."))
     expires_in = serializers.IntegerField(required=False, help_text=_("Seconds the ticket lives."))
     detail = serializers.CharField(required=False, help_text=_("Session credential."))

@@ -37,6 +37,12 @@ DEFAULTS: dict[str, Any] = {
     "TOTP_LOGIN_CREDENTIAL": "session",
     # "authtoken": how many login tokens a user keeps; a login beyond them ends the oldest.
     "TOTP_LOGIN_TOKENS_PER_USER": 10,
+    # Who must have 2FA: False (nobody), True (everyone), or the dotted path of a
+    # callable(user) -> bool. Their credentials get 403 otp_enrollment_required from IsOTPVerified
+    # until they enroll.
+    "TOTP_REQUIRED": False,
+    # Days from the user's date_joined before TOTP_REQUIRED applies (0: none; no date_joined: none).
+    "TOTP_REQUIRED_GRACE_DAYS": 0,
     # Ask for the password too when disabling 2FA.
     "TOTP_DISABLE_REQUIRES_PASSWORD": False,
     # When the throttles' cache fails: False lets requests through (the lock in the database

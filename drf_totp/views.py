@@ -162,7 +162,10 @@ class LoginView(LoginAPIView):
         data = self.validated(request)
         step = login.start(request, data["username"], data["password"])
         if step.ticket is None:
-            return self.no_store(self.issuer.issue(request, step.user, None, timezone.now()))
+            body = self.issuer.issue(request, step.user, None, timezone.now())
+            if step.enrollment_required:  # the client sends the user to generate/ and verify/
+                body = {**body, "mfa_enrollment_required": True}
+            return self.no_store(body)
         max_age = totp_settings.TICKET_MAX_AGE
         return self.no_store({"mfa_required": True, "ticket": step.ticket, "expires_in": max_age})
 
