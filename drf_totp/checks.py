@@ -149,10 +149,14 @@ def check_code_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | 
 def check_required(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``TOTP_REQUIRED`` is a bool or names a callable: else who must have 2FA is unknown."""
     value = totp_settings.REQUIRED
-    try:
-        usable = isinstance(value, (bool, str)) and callable(policy.rule()) == isinstance(value, str)
-    except ImportError as exc:
-        return [Error(f"TOTP_REQUIRED = {value!r} cannot be imported: {exc}", id="drf_totp.E012")]
+    if isinstance(value, str):
+        try:
+            usable = callable(policy.rule())
+        except ImportError as exc:
+            error = f"TOTP_REQUIRED = {value!r} cannot be imported: {exc}"
+            return [Error(error, id="drf_totp.E012")]
+    else:
+        usable = isinstance(value, bool)
     if usable:
         return []
     return [

@@ -302,3 +302,15 @@ def test_an_unusable_grace_period_is_error_e007(settings, days):
 
     assert message.id == "drf_totp.E007"
     assert "TOTP_REQUIRED_GRACE_DAYS" in message.msg
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+
+def test_the_login_response_schema_has_the_optional_flag():
+    from tests.test_openapi import generated_schema
+
+    login_response = generated_schema()["components"]["schemas"]["LoginResponse"]
+
+    assert login_response["properties"]["mfa_enrollment_required"]["type"] == "boolean"
+    assert "mfa_enrollment_required" not in login_response.get("required", [])
