@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.core import checks
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from drf_totp import policy
@@ -27,6 +27,7 @@ from tests.code_checks import (
     post,
 )
 from tests.conftest import authenticator_code
+from tests.test_translations import locale_middleware  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
@@ -81,6 +82,21 @@ def test_a_required_user_without_a_device_is_denied_with_enrollment_required(set
     settings.TOTP_REQUIRED = True
 
     assert_enrollment_required(session_client(user).get(PROTECTED))
+
+
+@pytest.mark.usefixtures("locale_middleware")
+def test_the_denial_speaks_the_language_of_the_request_with_the_same_code(settings, user):
+    settings.TOTP_REQUIRED = True
+
+    with translation.override("en"):  # the language the middleware activates goes afterwards
+        response = session_client(user).get(PROTECTED, HTTP_ACCEPT_LANGUAGE="de")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Die Zwei-Faktor-Authentifizierung ist erforderlich: Richten Sie sie ein, um "
+        "fortzufahren.",
+        "code": "otp_enrollment_required",
+    }
 
 
 def test_a_pending_device_is_not_enough(settings, user, make_device):
