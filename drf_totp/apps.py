@@ -9,9 +9,10 @@ class DrfTotpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, marks  # noqa: F401  (importing checks registers them)
+        from . import checks, marks, notifications  # noqa: F401  (importing checks registers them)
 
         marks.connect()
+        notifications.connect()
 
         try:
             import drf_spectacular  # noqa: F401

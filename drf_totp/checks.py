@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
+from django.utils.module_loading import import_string
 from rest_framework.settings import api_settings
 
 from . import policy
@@ -166,6 +167,24 @@ def check_required(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             id="drf_totp.E012",
         )
     ]
+
+
+@register()
+def check_notifier(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``TOTP_NOTIFIER`` is None or names a callable: else no notification could be sent."""
+    value = totp_settings.NOTIFIER
+    if value is None:
+        return []
+    try:
+        usable = isinstance(value, str) and callable(import_string(value))
+    except ImportError as exc:
+        return [Error(f"TOTP_NOTIFIER = {value!r} cannot be imported: {exc}", id="drf_totp.E013")]
+    if usable:
+        return []
+    error = (
+        f"TOTP_NOTIFIER = {value!r} is unusable: it must be None or the dotted path of a callable."
+    )
+    return [Error(error, id="drf_totp.E013")]
 
 
 # What each built-in credential needs in INSTALLED_APPS (simplejwt needs only to be importable;

@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     # When the throttles' cache fails: False lets requests through (the lock in the database
     # still limits guesses), True refuses them with a 503 until the cache is back.
     "TOTP_THROTTLE_FAIL_CLOSED": False,
+    # E-mail the user (if they have an address) when 2FA is turned on or off, recovery codes are
+    # regenerated or used, the account is locked or locked out (drf_totp/notifications.py).
+    "TOTP_NOTIFY": True,
+    # None: the built-in e-mail; else the dotted path of a callable(event, user, context).
+    "TOTP_NOTIFIER": None,
 }
 
 
