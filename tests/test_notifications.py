@@ -250,3 +250,46 @@ def test_an_unusable_notifier_is_a_check_error(value, ids, settings):
 
     settings.TOTP_NOTIFIER = value
     assert [error.id for error in check_notifier()] == ids
+
+
+def test_nothing_is_sent_before_the_commit(
+    auth_client, user, totp_device, authenticator, django_capture_on_commit_callbacks, mailoutbox
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert post(auth_client, DISABLE, {"token": authenticator(totp_device)}).status_code == 200
+
+    assert mailoutbox == []
+    for callback in callbacks:
+        callback()
+    assert len(mailoutbox) == 1
+
+
+def test_the_ip_is_read_as_the_throttles_read_it(
+    auth_client, user, totp_device, authenticator, committing, mailoutbox, settings
+):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    with committing():
+        response = post(
+            auth_client,
+            DISABLE,
+            {"token": authenticator(totp_device)},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.9, {IP}",
+        )
+
+    assert response.status_code == 200
+    assert_tells(only_mail(mailoutbox, user), IP, hidden=["198.51.100.9", "10.0.0.1"])
+
+
+def test_the_mail_is_in_the_language_of_the_request(
+    auth_client, user, totp_device, authenticator, committing, mailoutbox
+):
+    with committing():
+        response = post(
+            auth_client, DISABLE, {"token": authenticator(totp_device)}, HTTP_ACCEPT_LANGUAGE="de"
+        )
+
+    assert response.status_code == 200
+    subject, body, html = only_mail(mailoutbox, user)
+    assert subject == "Zwei-Faktor-Authentifizierung auf testserver ausgeschaltet"
+    assert "IP-Adresse: 127.0.0.1" in body and "IP-Adresse: 127.0.0.1" in html
