@@ -293,3 +293,12 @@ def test_the_mail_is_in_the_language_of_the_request(
     subject, body, html = only_mail(mailoutbox, user)
     assert subject == "Zwei-Faktor-Authentifizierung auf testserver ausgeschaltet"
     assert "IP-Adresse: 127.0.0.1" in body and "IP-Adresse: 127.0.0.1" in html
+
+
+def test_the_plain_text_and_subject_are_not_html_escaped(user, mailoutbox, settings):
+    settings.TOTP_ISSUER_NAME = "Smith & Sons"  # the site name without a request or Sites
+    notifications.notify(signals.totp_disabled, user)
+
+    subject, body, html = only_mail(mailoutbox, user)
+    assert "Smith & Sons" in subject and "Smith & Sons" in body
+    assert "Smith &amp; Sons" in html
