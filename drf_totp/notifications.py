@@ -4,9 +4,9 @@ regenerated or used, the account is locked, or the lockout after ``TOTP_MAX_FAIL
 Receivers of the signals of :mod:`drf_totp.signals`, which are sent once the change is committed
 and once per lock, so a rolled-back change notifies nobody. ``TOTP_NOTIFY = False`` turns them
 off; ``TOTP_NOTIFIER`` (a dotted path to a ``callable(event, user, context)``) replaces the
-e-mail. Users without an e-mail address get nothing. A notifier that fails is logged at ERROR on
-the ``drf_totp`` logger and never fails the request. No context carries a code, a secret, a
-ticket or a token.
+e-mail, and is called for every user. Users without an e-mail address get no e-mail. A notifier
+that fails is logged at ERROR on the ``drf_totp`` logger and never fails the request. No context
+carries a code, a secret, a ticket or a token.
 
 Replacing a weak secret confirms a new device: it is notified as ``totp_enabled``.
 """

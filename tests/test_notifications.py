@@ -302,3 +302,14 @@ def test_the_plain_text_and_subject_are_not_html_escaped(user, mailoutbox, setti
     subject, body, html = only_mail(mailoutbox, user)
     assert "Smith & Sons" in subject and "Smith & Sons" in body
     assert "Smith &amp; Sons" in html
+
+
+def test_a_custom_notifier_hears_of_users_without_an_email(user, mailoutbox, settings):
+    settings.TOTP_NOTIFIER = "tests.test_notifications.recording_notifier"
+    type(user).objects.filter(pk=user.pk).update(email="")
+    user.email = ""
+    calls.clear()
+    notifications.notify(signals.totp_disabled, user)
+
+    assert [(event, notified) for event, notified, _ in calls] == [("totp_disabled", user)]
+    assert calls[0][2]["by_admin"] is True
