@@ -95,3 +95,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 TOTP_ISSUER_NAME = "drf-totp demo"
+
+# drf-totp e-mails users when their 2FA changes (TOTP_NOTIFY). The demo has no mail server: the
+# e-mails are printed on the terminal that runs `make demo`.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
