@@ -18,6 +18,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -57,13 +58,16 @@ def client_ip(request: Any) -> str:
 
 def site_name(request: Any) -> str:
     """The current Site's name with ``django.contrib.sites``, else the request's host, else
-    ``TOTP_ISSUER_NAME``."""
+    ``TOTP_ISSUER_NAME`` (also for a host that ``ALLOWED_HOSTS`` does not name)."""
     if apps.is_installed("django.contrib.sites"):
         from django.contrib.sites.shortcuts import get_current_site
 
         return str(get_current_site(request).name)
     if request is not None:
-        return str(request.get_host())
+        try:
+            return str(request.get_host())
+        except DisallowedHost:
+            pass
     return str(totp_settings.ISSUER_NAME)
 
 

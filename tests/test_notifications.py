@@ -313,3 +313,13 @@ def test_a_custom_notifier_hears_of_users_without_an_email(user, mailoutbox, set
 
     assert [(event, notified) for event, notified, _ in calls] == [("totp_disabled", user)]
     assert calls[0][2]["by_admin"] is True
+
+
+def test_a_host_outside_allowed_hosts_is_named_by_the_issuer_name(user, settings, rf):
+    # A project without host validation before the view (no CommonMiddleware, no CSRF check)
+    # must still get its mail: the host is only a name in it.
+    settings.ALLOWED_HOSTS = ["example.com"]
+    settings.TOTP_ISSUER_NAME = "Issuer Name"
+    request = rf.get("/", HTTP_HOST="attacker.invalid")
+
+    assert notifications.site_name(request) == "Issuer Name"
