@@ -14,12 +14,15 @@ Replacing a weak secret confirms a new device: it is notified as ``totp_enabled`
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.mail import EmailMultiAlternatives
+from django.template import Context, Engine, TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
@@ -40,14 +43,30 @@ EVENTS = (
 )
 
 
+@lru_cache(maxsize=1)
+def _own_templates() -> Engine:
+    """An engine over drf-totp's own templates alone, for a project that has none configured."""
+    return Engine(
+        dirs=[str(Path(__file__).resolve().parent / "templates")],
+        libraries={"i18n": "django.templatetags.i18n"},
+    )
+
+
+def render(name: str, context: dict[str, Any]) -> str:
+    """``name`` rendered by the project's template engines (so a project overrides it), or by
+    drf-totp's own when they cannot find it: an API-only project may configure no engine."""
+    try:
+        return render_to_string(name, context)
+    except TemplateDoesNotExist:
+        return _own_templates().get_template(name).render(Context(context))
+
+
 def send_email(event: str, user: Any, context: dict[str, Any]) -> None:
     """The default notifier: ``drf_totp/email/<event>_subject.txt``, ``.txt`` and ``.html``."""
     prefix = f"drf_totp/email/{event}"
-    subject = " ".join(render_to_string(f"{prefix}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject, render_to_string(f"{prefix}.txt", context), to=[user.email]
-    )
-    message.attach_alternative(render_to_string(f"{prefix}.html", context), "text/html")
+    subject = " ".join(render(f"{prefix}_subject.txt", context).split())
+    message = EmailMultiAlternatives(subject, render(f"{prefix}.txt", context), to=[user.email])
+    message.attach_alternative(render(f"{prefix}.html", context), "text/html")
     message.send()
 
 

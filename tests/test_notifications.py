@@ -323,3 +323,17 @@ def test_a_host_outside_allowed_hosts_is_named_by_the_issuer_name(user, settings
     request = rf.get("/", HTTP_HOST="attacker.invalid")
 
     assert notifications.site_name(request) == "Issuer Name"
+
+
+def test_a_project_without_a_template_engine_still_gets_its_mails(
+    auth_client, user, totp_device, committing, mailoutbox, settings
+):
+    # An API-only project may configure no template engine at all.
+    settings.TEMPLATES = []
+    with committing():
+        devices.reset(user)
+
+    subject, text, html = only_mail(mailoutbox, user)
+    assert "turned off" in subject
+    assert "By an administrator." in text
+    assert "<html" in html.lower() or "<p" in html.lower()
