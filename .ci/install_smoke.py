@@ -26,11 +26,14 @@ settings.configure(
     TOTP_ISSUER_NAME="Install Smoke",
     # As the README's quick start sets it: without it, check warns (drf_totp.W005).
     REST_FRAMEWORK={"NUM_PROXIES": 0},
+    # The security e-mail of enabling 2FA, rendered from the wheel's own templates (no engine).
+    EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
 )
 django.setup()
 urlpatterns = [path("auth/", include("drf_totp.urls"))]
 
 from django.contrib.auth.models import User  # noqa: E402
+from django.core import mail as outbox  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
@@ -45,4 +48,6 @@ totp = pyotp.parse_uri(url)
 response = client.post("/auth/otp/verify/", {"token": totp.now()}, format="json")
 assert response.status_code == 200, response.content
 assert client.get("/auth/otp/status/").json()["enabled"] is True
+[mail] = outbox.outbox
+assert "turned on" in mail.subject and mail.to == ["smoke@example.com"], mail.subject
 print("installed wheel works:", django.get_version(), url.split("?")[0])
