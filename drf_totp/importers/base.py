@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pyotp
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import recovery
+from .. import otp, recovery
 from ..devices import DEFAULT_NAME
 from ..models import Algorithm, ImportRecord, RecoveryCode, TOTPDevice
 
@@ -193,10 +192,9 @@ class Writer:
             )
 
     def _notes(self, report: Report, candidate: Candidate) -> list[str]:
-        bits = len(candidate.key) * 8
         notes = []
-        if bits < pyotp.OTP.min_secret_length_bits:
-            notes.append(f"weak secret: {bits} bits")
+        if otp.is_weak(base64.b32encode(candidate.key).decode("ascii")):  # the rule status flags
+            notes.append(f"weak secret: {len(candidate.key) * 8} bits")
         notes += candidate.notes
         if candidate.user_id in self.imported_before:
             notes.append(
